@@ -2,9 +2,8 @@ package wasm
 
 import (
 	"context"
-	"time"
-
 	"sync"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 )

@@ -33,9 +33,14 @@ import (
 // starts: a wasm task lives inside the peer process and cannot outlive it,
 // so there is nothing to reap.
 //
-// Run is safe for concurrent use.
+// A context already done when Run is called starts nothing and yields a
+// cancelled Result. Run is safe for concurrent use.
 func (w *Wasm) Run(ctx context.Context, t executor.Task) (
 	executor.Result, error) {
+	if ctx.Err() != nil {
+		return executor.Result{ExitCode: executor.ExitCancelled,
+			Reason: "cancelled", Cancelled: true}, nil
+	}
 	stopCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	id, ok := w.register(stop)

@@ -15,7 +15,10 @@
 //     and a Reason that names the memory limit;
 //   - the task's timeout: [executor.ExitTimeout], "timeout after 2s";
 //   - the context cancelled or the executor closed: [executor.ExitCancelled],
-//     "cancelled".
+//     "cancelled";
+//   - a module that cannot run (bad hash, not wasm, a missing import, an
+//     initial memory above the limit): [executor.ExitNotRun] and a non-nil
+//     error from Run.
 //
 // A module is stopped at once when its timeout passes or its context is
 // cancelled: there is no polite signal in WASI, so Task.Grace does not
