@@ -216,9 +216,11 @@ func (p *Plugin) describe(ctx context.Context) ([]byte, error) {
 		_ = killGroup(cmd.Process.Pid, syscall.SIGKILL)
 	}
 	switch {
-	case ctx.Err() != nil:
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return nil, fmt.Errorf("no answer within %s%s", DescribeTimeout,
 			stderr.quote())
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("interrupted: %w", ctx.Err())
 	case err != nil:
 		return nil, fmt.Errorf("%w%s", err, stderr.quote())
 	case stdout.overflow:
