@@ -19,9 +19,9 @@ var ErrUnreachable = errors.New("memnet: peer unreachable")
 // Network connects Nodes. It is safe for concurrent use.
 type Network struct {
 	mu    sync.Mutex
-	nodes map[string]*Node       // guarded by mu
-	cut   map[[2]string]bool     // guarded by mu; severed links, both orders
-	drop  float64                // guarded by mu; probability a gossip message is lost
+	nodes map[string]*Node   // guarded by mu
+	cut   map[[2]string]bool // guarded by mu; severed links, both orders
+	drop  float64            // guarded by mu; probability a gossip message is lost
 	wg    sync.WaitGroup
 }
 
