@@ -204,7 +204,7 @@ func DecodeSpec(data []byte) (Spec, error) {
 // value, turned into JSON afterwards.
 type specDoc struct {
 	Spec    `yaml:",inline"`
-	Payload *yaml.Node `yaml:"payload"`
+	Payload any `yaml:"payload"`
 }
 
 func (d specDoc) spec() (Spec, error) {
@@ -212,11 +212,7 @@ func (d specDoc) spec() (Spec, error) {
 	if d.Payload == nil {
 		return s, nil
 	}
-	var v any
-	if err := d.Payload.Decode(&v); err != nil {
-		return Spec{}, fmt.Errorf("spec: payload: %s", yamlError(err))
-	}
-	b, err := json.Marshal(jsonable(v))
+	b, err := json.Marshal(jsonable(d.Payload))
 	if err != nil {
 		return Spec{}, fmt.Errorf("spec: payload: %v", err)
 	}
