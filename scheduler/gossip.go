@@ -64,11 +64,17 @@ func (p *Peer) announcement() Announce {
 func (p *Peer) announceLoop() {
 	tick := time.NewTicker(p.cfg.AnnounceInterval)
 	defer tick.Stop()
+	lastProbe := time.Now()
 	for {
 		select {
 		case <-p.ctx.Done():
 			return
 		case <-tick.C:
+			// Executors come and go (a Docker daemon stops): look again.
+			if time.Since(lastProbe) >= probeInterval {
+				p.probeExecutors(p.ctx)
+				lastProbe = time.Now()
+			}
 		case <-p.annKick:
 			// Coalesce a burst of changes into one announcement.
 			select {
@@ -83,6 +89,10 @@ func (p *Peer) announceLoop() {
 		}
 	}
 }
+
+// probeInterval is how often a peer asks its executors whether they can
+// still run.
+const probeInterval = 10 * time.Second
 
 func (p *Peer) announceSoon() {
 	select {

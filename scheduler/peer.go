@@ -147,9 +147,8 @@ type Peer struct {
 	token string
 	addrs []string
 
-	execs map[string]executor.Executor
-	host  executor.HostInfo
-	feed  changeFeed
+	host executor.HostInfo
+	feed changeFeed
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -162,24 +161,25 @@ type Peer struct {
 	pub       chan Event // events waiting to be gossiped
 
 	mu        sync.Mutex
-	closed    bool                     // guarded by mu
-	owned     map[string]*owned        // guarded by mu; jobs owned here
-	queue     []string                 // guarded by mu; owned job IDs in submission order
-	tasks     map[attemptRef]*task     // guarded by mu; attempts running here
-	reserved  int                      // guarded by mu; slots held for steals in flight
-	peers     map[string]*peerState    // guarded by mu; other members
-	changed   chan struct{}            // guarded by mu; closed on any job change
-	labels    map[string]string        // guarded by mu; advertised labels
-	executors []ExecutorInfo           // guarded by mu; executors that probed fine
-	annSeq    uint64                   // guarded by mu
-	cursors   map[string]uint64        // guarded by mu; anti-entropy position per owner
-	draining  bool                     // guarded by mu
-	victims   map[string]victimBackoff // guarded by mu; steal backoff per owner
-	modules   map[string]*sync.Mutex   // guarded by mu; module fetches in flight
-	stats     Stats                    // guarded by mu
-	lastAnn   time.Time                // guarded by mu
-	outLen    map[outKey]int64         // guarded by mu; stored output length per stream
-	repl      map[string]bool          // guarded by mu; jobs to send to replicas
+	closed    bool                         // guarded by mu
+	owned     map[string]*owned            // guarded by mu; jobs owned here
+	queue     []string                     // guarded by mu; owned job IDs in submission order
+	tasks     map[attemptRef]*task         // guarded by mu; attempts running here
+	reserved  int                          // guarded by mu; slots held for steals in flight
+	peers     map[string]*peerState        // guarded by mu; other members
+	changed   chan struct{}                // guarded by mu; closed on any job change
+	labels    map[string]string            // guarded by mu; advertised labels
+	executors []ExecutorInfo               // guarded by mu; executors that probed fine
+	execs     map[string]executor.Executor // guarded by mu; the same, by name
+	annSeq    uint64                       // guarded by mu
+	cursors   map[string]uint64            // guarded by mu; anti-entropy position per owner
+	draining  bool                         // guarded by mu
+	victims   map[string]victimBackoff     // guarded by mu; steal backoff per owner
+	modules   map[string]*sync.Mutex       // guarded by mu; module fetches in flight
+	stats     Stats                        // guarded by mu
+	lastAnn   time.Time                    // guarded by mu
+	outLen    map[outKey]int64             // guarded by mu; stored output length per stream
+	repl      map[string]bool              // guarded by mu; jobs to send to replicas
 }
 
 // Stats counts what a peer dropped or refused.
@@ -357,8 +357,13 @@ func (p *Peer) Close() error {
 		errs = append(errs, p.net.Close())
 	}
 	for _, e := range p.cfg.Executors {
-		if c, ok := e.(interface{ Close() error }); ok {
+		switch c := e.(type) {
+		case interface{ Close() error }:
 			errs = append(errs, c.Close())
+		case interface{ Close(context.Context) error }:
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			errs = append(errs, c.Close(ctx))
+			cancel()
 		}
 	}
 	errs = append(errs, p.db.Close())
@@ -402,20 +407,23 @@ func (p *Peer) probeExecutors(ctx context.Context) {
 		"cpus":   strconv.Itoa(p.host.CPUs),
 		"memory": strconv.FormatInt(p.host.Memory, 10),
 	}
-	if p.execs == nil {
-		p.execs = make(map[string]executor.Executor)
-	}
+	execs := make(map[string]executor.Executor)
 	var infos []ExecutorInfo
 	for _, e := range p.cfg.Executors {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		info, err := e.Probe(pctx)
 		cancel()
 		if err != nil {
-			p.log.Warn("executor unavailable", "executor", e.Name(), "err", err)
-			delete(p.execs, e.Name())
+			p.mu.Lock()
+			_, was := p.execs[e.Name()]
+			first := p.execs == nil
+			p.mu.Unlock()
+			if was || first {
+				p.log.Warn("executor unavailable", "executor", e.Name(), "err", err)
+			}
 			continue
 		}
-		p.execs[e.Name()] = e
+		execs[e.Name()] = e
 		infos = append(infos, ExecutorInfo{Name: e.Name(), Version: info.Version})
 		v := info.Version
 		if v == "" {
@@ -433,6 +441,7 @@ func (p *Peer) probeExecutors(ctx context.Context) {
 	p.mu.Lock()
 	p.labels = labels
 	p.executors = infos
+	p.execs = execs
 	p.mu.Unlock()
 }
 

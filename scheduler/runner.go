@@ -143,7 +143,9 @@ func (p *Peer) runTask(t *task) {
 // execute prepares the attempt's directory and runs the executor.
 func (p *Peer) execute(t *task) (executor.Result, error) {
 	spec := t.job.Spec
+	p.mu.Lock()
 	ex := p.execs[spec.Executor]
+	p.mu.Unlock()
 	if ex == nil {
 		return executor.Result{ExitCode: executor.ExitNotRun,
 			Reason: "executor " + spec.Executor + " not available on this peer"}, nil
@@ -510,9 +512,13 @@ func (p *Peer) recoverTasks(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	p.sweep(ctx)
 	for _, r := range recs {
 		if r.Handle != "" {
-			if rp, ok := p.execs[r.Executor].(executor.Reaper); ok {
+			p.mu.Lock()
+			ex := p.execs[r.Executor]
+			p.mu.Unlock()
+			if rp, ok := ex.(executor.Reaper); ok {
 				if err := rp.Reap(ctx, r.Handle); err != nil {
 					return fmt.Errorf("reap %s attempt %d: %w", r.Ref.Job, r.Ref.Attempt, err)
 				}
@@ -534,4 +540,31 @@ func (p *Peer) recoverTasks(ctx context.Context) error {
 		}()
 	}
 	return nil
+}
+
+// sweeper is implemented by executors that can find every workload this
+// peer started, recorded or not (containers labelled with the peer's ID).
+type sweeper interface {
+	Sweep(ctx context.Context, keep func(handle string) bool) (int, error)
+}
+
+// sweep ends every workload of this peer's that an executor still holds:
+// after a restart nothing of ours runs until we start it again.
+func (p *Peer) sweep(ctx context.Context) {
+	p.mu.Lock()
+	var sws []sweeper
+	for _, e := range p.execs {
+		if sw, ok := e.(sweeper); ok {
+			sws = append(sws, sw)
+		}
+	}
+	p.mu.Unlock()
+	for _, sw := range sws {
+		n, err := sw.Sweep(ctx, func(string) bool { return false })
+		if err != nil {
+			p.log.Warn("sweep workloads left from before restart", "err", err)
+		} else if n > 0 {
+			p.log.Info("removed workloads left from before restart", "count", n)
+		}
+	}
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/multiformats/go-multiaddr"
 	"github.com/urfave/cli/v2"
 
-	"github.com/blixard/blixard/executor"
 	"github.com/blixard/blixard/p2p"
 	"github.com/blixard/blixard/scheduler"
 	"github.com/blixard/blixard/scheduler/constraint"
@@ -61,7 +60,8 @@ func peerCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "bootstrap", Usage: "`MULTIADDR` of a peer (with /p2p/ID) to connect to, repeatable"},
 			&cli.BoolFlag{Name: "no-mdns", Usage: "do not look for peers on the local network"},
 			apiFlag,
-			&cli.StringSliceFlag{Name: "executor", Usage: "executor `NAME` to offer (exec, noop), repeatable; default exec and noop"},
+			&cli.StringSliceFlag{Name: "executor", Usage: "executor `NAME` to offer (exec, noop, docker, wasm), repeatable; default all four (docker only while its daemon answers)"},
+			&cli.StringSliceFlag{Name: "plugin", Usage: "offer executor NAME backed by the plugin program at PATH (`NAME=PATH`), repeatable"},
 			&cli.StringSliceFlag{Name: "label", Usage: "`KEY=VALUE` label to advertise, repeatable"},
 			&cli.IntFlag{Name: "slots", Usage: "tasks to run at once (default: number of CPUs)"},
 			&cli.DurationFlag{Name: "lease", Usage: "lease a runner holds a job for between heartbeats", Value: scheduler.DefaultLease},
@@ -152,25 +152,21 @@ func peerConfig(c *cli.Context, log *slog.Logger) (scheduler.Config, error) {
 		}
 		cfg.Labels[k] = v
 	}
-	names := c.StringSlice("executor")
-	if len(names) == 0 {
-		names = []string{"exec", "noop"}
+	if err := checkDataDir(cfg.DataDir); err != nil {
+		return cfg, err
 	}
-	seen := map[string]bool{}
-	for _, name := range names {
-		if seen[name] {
-			continue
-		}
-		seen[name] = true
-		e, err := executor.New(name, log)
-		if err != nil {
-			return cfg, usagef("--executor %q: %v", name, err)
-		}
-		cfg.Executors = append(cfg.Executors, e)
+	names, plugins := c.StringSlice("executor"), c.StringSlice("plugin")
+	if err := checkExecutors(names, plugins); err != nil {
+		return cfg, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, usageError{err}
 	}
+	execs, err := buildExecutors(cfg.DataDir, names, plugins, log)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Executors = execs
 	return cfg, nil
 }
 
@@ -240,4 +236,21 @@ func splitHostPort(addr string) (string, string, error) {
 		return "", "", fmt.Errorf("want HOST:PORT")
 	}
 	return addr[:i], addr[i+1:], nil
+}
+
+// checkDataDir makes sure dir exists (mode 0700) and can be written.
+func checkDataDir(dir string) error {
+	if dir == "" {
+		return usagef("--data-dir: required")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return usagef("--data-dir %s: %v", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".write-test-")
+	if err != nil {
+		return usagef("--data-dir %s: not writable: %v", dir, err)
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
 }
