@@ -79,20 +79,22 @@ type Config struct {
 
 	// ListenAddrs are the QUIC addresses to listen on, each of the form
 	// /ip4|ip6/<addr>/udp/<port>/quic-v1. Default: every interface on a
-	// random port, IPv4 and IPv6. A fixed port makes the peer easier to
-	// bootstrap from and to open in a firewall.
+	// random port, IPv4 and IPv6. New fails only if none of them can be
+	// listened on. A fixed port makes the peer easier to bootstrap from
+	// and to open in a firewall.
 	ListenAddrs []multiaddr.Multiaddr
 
-	// Bootstrap are peers dialled at start and retried with backoff until
-	// a connection succeeds; after that a bootstrap peer is dialled again
-	// only while the node has no member at all. Default: none, so the node
-	// waits to be dialled or found by mDNS. No public bootstrap peer is
-	// ever used.
+	// Bootstrap are peers dialled at start and retried with backoff (1s
+	// doubling to 1m) until each has become a member; after that one is
+	// dialled again only while the node has no member at all. They also
+	// seed the DHT. Default: none, so the node waits to be dialled or
+	// found by mDNS. No public bootstrap peer is ever used.
 	Bootstrap []peer.AddrInfo
 
-	// MDNS turns on discovery on the local network by multicast DNS. The
-	// service name is derived from the mesh ID, so meshes on one LAN do
-	// not find each other. Default off: it multicasts on every interface.
+	// MDNS turns on discovery on the local network by multicast DNS, on
+	// every interface that is up and has multicast. The service name is
+	// derived from the mesh ID, so meshes on one LAN do not find each
+	// other. Default off: it multicasts on every interface.
 	MDNS bool
 
 	// NATPortMap asks the router for a port mapping by UPnP or NAT-PMP.

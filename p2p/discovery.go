@@ -108,26 +108,25 @@ func (n *Node) dial(ctx context.Context, ai peer.AddrInfo, source string) {
 	}
 }
 
-// keepBootstrapPeer dials ai with backoff until a connection succeeds, and
-// again whenever the node is left with no member and no connection to ai.
+// keepBootstrapPeer dials ai with backoff until it is a member, and again
+// whenever the node is left with no member and no connection to ai.
 func (n *Node) keepBootstrapPeer(ai peer.AddrInfo) {
 	reached, warned := false, false
 	backoff := time.Second
 	for {
 		wait := bootstrapCheck
-		if n.needsBootstrap(ai.ID, reached) {
-			err := n.dialBootstrap(ai)
-			switch {
-			case err == nil:
-				reached, backoff = true, time.Second
-			case !warned:
+		switch {
+		case n.IsMember(ai.ID):
+			reached, backoff = true, time.Second
+		case n.needsBootstrap(ai.ID, reached):
+			if err := n.dialBootstrap(ai); err != nil && !warned {
 				warned = true
 				n.log.Info("bootstrap peer unreachable, retrying",
 					"peer", ai.ID.String(), "err", err)
 			}
-			if err != nil {
-				wait, backoff = jitter(backoff), min(2*backoff, maxBackoff)
-			}
+			// Check soon whether the dial made a member, and back off
+			// in case it did not.
+			wait, backoff = jitter(backoff), min(2*backoff, maxBackoff)
 		}
 		select {
 		case <-n.ctx.Done():

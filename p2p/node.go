@@ -72,13 +72,15 @@ type Node struct {
 	}
 }
 
-// Stats are counters of what a Node turned away since it started.
+// Stats is a snapshot of a Node's membership and of what it has turned
+// away since it started.
 type Stats struct {
 	Members int // peers that are members now
 	Refused int // peers on the refusal list now
 
-	// FailedAuths counts handshakes that ended without a valid proof: a
-	// wrong proof, none within AuthTimeout, or a stream closed early.
+	// FailedAuths counts peers refused after a handshake: a wrong proof,
+	// none within AuthTimeout, a stream closed early by a peer that stayed
+	// connected, or the peer refusing this node.
 	FailedAuths uint64
 	// RefusedConns counts connections and dials that the connection
 	// gater turned away because the peer was on the refusal list.
@@ -116,7 +118,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if err := n.start(ctx); err != nil {
 		n.cancel()
-		n.stop()
+		_ = n.stop() // the start error says more
 		return nil, err
 	}
 	n.log.Info("node started", "mesh", n.meshID, "addrs", n.Addrs())

@@ -2,6 +2,8 @@ package p2p
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -195,4 +197,47 @@ func TestCloseIsIdempotent(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), ErrClosed.Error()) {
 		t.Errorf("Request after Close: %v, want %v", err, ErrClosed)
 	}
+}
+
+// TestBootstrapRetries gives B a bootstrap address where a peer of another
+// mesh answers first: B refuses it, keeps dialling with backoff, and joins
+// once a member with the same identity takes over the address.
+func TestBootstrapRetries(t *testing.T) {
+	secret := testSecret(t)
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	if err := pc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	listen := multiaddr.StringCast(fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", port))
+	acfg := testConfig(t, secret)
+	acfg.ListenAddrs = []multiaddr.Multiaddr{listen}
+	aID, err := peer.IDFromPrivateKey(acfg.Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	impostor := acfg
+	impostor.Secret = testSecret(t)
+	imp, err := New(context.Background(), impostor)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	bcfg := testConfig(t, secret)
+	bcfg.RefuseFor = time.Second
+	bcfg.Bootstrap = []peer.AddrInfo{{ID: aID, Addrs: []multiaddr.Multiaddr{listen}}}
+	b := startNode(t, bcfg)
+	waitFor(t, "B to refuse the impostor", func() bool {
+		return b.Stats().FailedAuths == 1
+	})
+	if err := imp.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	a := startNode(t, acfg)
+	waitMembers(t, b, a)
+	waitMembers(t, a, b)
 }

@@ -276,3 +276,27 @@ func testPeerID(t *testing.T) peer.ID {
 	}
 	return id
 }
+
+// TestRequestRightAfterConnect sends a request as soon as Connect returns:
+// both sides must wait for the handshake in progress, not refuse.
+func TestRequestRightAfterConnect(t *testing.T) {
+	secret := testSecret(t)
+	a := startNode(t, testConfig(t, secret))
+	a.Handle("echo", func(_ context.Context, _ peer.ID, req []byte) ([]byte, error) {
+		return req, nil
+	})
+	for i := range 3 {
+		b := startNode(t, testConfig(t, secret))
+		if err := b.Connect(context.Background(), addrInfo(t, a)); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := b.Request(context.Background(), a.ID(), "echo", []byte("now"))
+		if err != nil || string(resp) != "now" {
+			t.Fatalf("request %d right after Connect = %q, %v; want now",
+				i, resp, err)
+		}
+		if got := a.Stats().DroppedRequests; got != 0 {
+			t.Fatalf("A dropped %d requests from a member", got)
+		}
+	}
+}
