@@ -7,7 +7,10 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
 // Gossip tuning. A subscription buffers this many messages before gossip
@@ -18,11 +21,12 @@ const (
 	envelopeAllowance  = 4 << 10
 )
 
-// newPubSub starts gossipsub with flood publishing, signed messages and a
-// peer score that keeps non-members out of the mesh: a non-member scores
-// below the gossip and publish thresholds, so the node neither sends to it
-// nor gossips with it, yet above the graylist, so what it sends still
-// reaches the topic validator, which rejects and counts it.
+// newPubSub starts gossipsub with flood publishing (off by default in
+// this gossipsub version), signed messages, streams to members only (see
+// memberHost) and a peer score that keeps non-members out of the topic
+// mesh: a non-member scores below the gossip and publish thresholds, yet
+// above the graylist, so what it sends still reaches the topic validator,
+// which rejects and counts it.
 func (n *Node) newPubSub() (*pubsub.PubSub, error) {
 	score := &pubsub.PeerScoreParams{
 		SkipAtomicValidation: true,
@@ -37,13 +41,35 @@ func (n *Node) newPubSub() (*pubsub.PubSub, error) {
 		PublishThreshold:     -0.5,
 		GraylistThreshold:    -10,
 	}
-	return pubsub.NewGossipSub(n.ctx, n.host,
+	return pubsub.NewGossipSub(n.ctx, memberHost{Host: n.host, n: n},
 		pubsub.WithFloodPublish(true),
 		pubsub.WithMessageSigning(true),
 		pubsub.WithStrictSignatureVerification(true),
 		pubsub.WithMaxMessageSize(n.cfg.MaxGossipSize+envelopeAllowance),
 		pubsub.WithPeerScore(score, thresholds),
 	)
+}
+
+// memberHost is the host as gossip sees it: it opens streams to members
+// only, waiting for a handshake in progress. Gossipsub sends everything
+// to a peer on the one stream it opens, so nothing, not even a message
+// flood-published the moment a peer connects, reaches a peer that has not
+// proven the secret. Streams a non-member opens are still accepted; what
+// arrives on them meets the topic validator.
+type memberHost struct {
+	host.Host
+	n *Node
+}
+
+// NewStream waits until p is a member, then opens the stream.
+func (h memberHost) NewStream(
+	ctx context.Context, p peer.ID, protos ...protocol.ID,
+) (network.Stream, error) {
+	h.n.ensureHandshake(p)
+	if err := h.n.awaitMember(ctx, p); err != nil {
+		return nil, fmt.Errorf("gossip stream to %s: %w", p, err)
+	}
+	return h.Host.NewStream(ctx, p, protos...)
 }
 
 // gossipScore is the application part of the gossip peer score: 0 for a

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -131,6 +133,58 @@ func TestPublishLimits(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("Publish error %v, want it to contain %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestGossipValidator checks the rule on forwarder and author directly,
+// with a real member and peers in each other state.
+func TestGossipValidator(t *testing.T) {
+	a, b := pair(t, nil)
+	refused, stranger := testPeerID(t), testPeerID(t)
+	a.refuse(refused, errBadProof)
+	x := startOutsider(t)
+	if err := x.Connect(context.Background(), addrInfo(t, a)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the outsider's handshake to start", func() bool {
+		a.mu.RLock()
+		defer a.mu.RUnlock()
+		return a.pending[x.ID()] != nil
+	})
+
+	tests := []struct {
+		name         string
+		from, author peer.ID
+		want         pubsub.ValidationResult
+	}{
+		{"own message", a.ID(), a.ID(), pubsub.ValidationAccept},
+		{"member's own message", b.ID(), b.ID(), pubsub.ValidationAccept},
+		{"member relays a stranger", b.ID(), stranger, pubsub.ValidationAccept},
+		{"member relays a refused peer", b.ID(), refused, pubsub.ValidationReject},
+		{"member relays a pending peer", b.ID(), x.ID(), pubsub.ValidationReject},
+		{"pending peer's own message", x.ID(), x.ID(), pubsub.ValidationReject},
+		{"pending peer relays a member", x.ID(), b.ID(), pubsub.ValidationReject},
+		{"stranger relays a member", stranger, b.ID(), pubsub.ValidationReject},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := a.Stats().DroppedMessages
+			msg := &pubsub.Message{
+				Message:      &pb.Message{From: []byte(tt.author)},
+				ReceivedFrom: tt.from,
+			}
+			got := a.validateGossip(context.Background(), tt.from, msg)
+			if got != tt.want {
+				t.Errorf("validateGossip = %v, want %v", got, tt.want)
+			}
+			var wantDropped uint64
+			if tt.want == pubsub.ValidationReject {
+				wantDropped = 1
+			}
+			if d := a.Stats().DroppedMessages - before; d != wantDropped {
+				t.Errorf("DroppedMessages grew by %d, want %d", d, wantDropped)
 			}
 		})
 	}

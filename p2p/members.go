@@ -182,6 +182,14 @@ func (n *Node) peerConnected(p peer.ID) {
 	}()
 }
 
+// ensureHandshake starts a handshake with p if it is connected and none
+// has started, for callers that may run before the connection event.
+func (n *Node) ensureHandshake(p peer.ID) {
+	if isConnected(n.host.Network().Connectedness(p)) {
+		n.peerConnected(p)
+	}
+}
+
 // peerDisconnected ends the membership of p, and any handshake with it,
 // once its last connection is gone. The check runs under n.mu so that it
 // orders with peerConnected: a connection that appears after the check

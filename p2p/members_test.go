@@ -2,7 +2,9 @@ package p2p
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"sync/atomic"
 	"testing"
@@ -10,10 +12,12 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestWrongSecretRefused connects a node of another mesh to A: each side
@@ -78,21 +82,15 @@ func TestSilentOutsider(t *testing.T) {
 	if err := x.Connect(context.Background(), addrInfo(t, a)); err != nil {
 		t.Fatal(err)
 	}
-	ps, err := pubsub.NewGossipSub(t.Context(), x)
-	if err != nil {
-		t.Fatal(err)
-	}
-	topic, err := ps.Join(a.topicName("events"))
-	if err != nil {
-		t.Fatal(err)
-	}
-
 	// A request while the handshake is pending waits for it and fails.
 	reqErr := make(chan error, 1)
 	go func() { reqErr <- rawRequest(x, a.ID(), "echo", []byte("hi")) }()
 
 	waitFor(t, "A to drop the outsider's gossip", func() bool {
-		_ = topic.Publish(context.Background(), []byte("spam"))
+		if err := sendRawGossip(x, a.ID(), a.topicName("events"),
+			[]byte("spam")); err != nil {
+			t.Logf("raw gossip: %v", err)
+		}
 		time.Sleep(50 * time.Millisecond)
 		return a.Stats().DroppedMessages > 0
 	})
@@ -125,6 +123,59 @@ func TestSilentOutsider(t *testing.T) {
 	})
 	if a.host.Network().Connectedness(x.ID()) != network.NotConnected {
 		t.Error("A holds a connection to the refused outsider")
+	}
+}
+
+// TestNoGossipToOutsiders runs gossip on a silent outsider, subscribed to
+// A's topic like a member. While its handshake is pending, A publishes:
+// member B must get the messages and the outsider none.
+func TestNoGossipToOutsiders(t *testing.T) {
+	secret := testSecret(t)
+	acfg := testConfig(t, secret)
+	acfg.AuthTimeout = 3 * time.Second
+	a := startNode(t, acfg)
+	b := startNode(t, testConfig(t, secret, a))
+	var inB inbox
+	if err := b.Subscribe("events", inB.handler); err != nil {
+		t.Fatal(err)
+	}
+	waitMembers(t, a, b)
+
+	x := startOutsider(t)
+	ps, err := pubsub.NewGossipSub(t.Context(), x, pubsub.WithFloodPublish(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic, err := ps.Join(a.topicName("events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := topic.Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leaked atomic.Int32
+	go func() {
+		for {
+			if _, err := sub.Next(t.Context()); err != nil {
+				return
+			}
+			leaked.Add(1)
+		}
+	}()
+	if err := x.Connect(context.Background(), addrInfo(t, a)); err != nil {
+		t.Fatal(err)
+	}
+
+	for i := 0; a.host.Network().Connectedness(x.ID()) == network.Connected; i++ {
+		msg := fmt.Sprintf("m%d", i)
+		publishUntil(t, a, "events", msg, func() bool { return inB.has(a.ID(), msg) })
+	}
+	if got := leaked.Load(); got != 0 {
+		t.Errorf("outsider received %d of A's messages, want 0", got)
+	}
+	if got := a.Stats().FailedAuths; got != 1 {
+		t.Errorf("FailedAuths = %d, want 1", got)
 	}
 }
 
@@ -168,4 +219,34 @@ func rawRequest(h host.Host, to peer.ID, name string, req []byte) error {
 		return errors.New("error answer")
 	}
 	return nil
+}
+
+// sendRawGossip publishes data on topic straight to peer to, on a gossip
+// stream of its own and signed as gossipsub signs, so that it reaches to
+// even though h has not heard that to subscribes.
+func sendRawGossip(h host.Host, to peer.ID, topic string, data []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := h.NewStream(ctx, to, pubsub.GossipSubID_v11)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	seqno := make([]byte, 8)
+	_, _ = rand.Read(seqno)
+	m := &pb.Message{From: []byte(h.ID()), Data: data, Seqno: seqno, Topic: &topic}
+	unsigned, err := proto.Marshal(m)
+	if err != nil {
+		return err
+	}
+	m.Signature, err = h.Peerstore().PrivKey(h.ID()).Sign(
+		append([]byte(pubsub.SignPrefix), unsigned...))
+	if err != nil {
+		return err
+	}
+	rpc, err := proto.Marshal(&pb.RPC{Publish: []*pb.Message{m}})
+	if err != nil {
+		return err
+	}
+	return writeFrame(s, rpc)
 }
