@@ -18,7 +18,7 @@ import (
 // SecretSize is the length in bytes of a mesh secret.
 const SecretSize = 32
 
-// Defaults and bounds of [Config].
+// Defaults of the [Config] fields of the same names.
 const (
 	DefaultAuthTimeout       = 10 * time.Second
 	DefaultRefuseFor         = time.Minute
@@ -26,7 +26,10 @@ const (
 	DefaultDiscoveryInterval = 30 * time.Second
 	DefaultMaxMessageSize    = 16 << 20
 	DefaultMaxGossipSize     = 1 << 20
+)
 
+// Bounds that Config.Validate enforces.
+const (
 	minTimeout           = 100 * time.Millisecond
 	maxAuthTimeout       = 5 * time.Minute
 	maxRefuseFor         = 24 * time.Hour
