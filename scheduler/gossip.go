@@ -26,6 +26,8 @@ func (p *Peer) registerHandlers() {
 		rpcSince:     p.handleSince,
 		rpcModule:    p.handleModule,
 		rpcCancel:    p.handleCancel,
+
+		rpcReplicaOutput: p.handleReplicaOutput,
 	}
 	for name, h := range p.handlers {
 		p.tr.Handle(name, h)
@@ -213,6 +215,7 @@ func (p *Peer) onEvents(from string, data []byte) {
 		return
 	}
 	p.record(evs)
+	p.checkEpochs(evs)
 	for _, ev := range evs {
 		if ev.Kind == "submitted" || ev.Kind == "retrying" || ev.Kind == "lost" {
 			p.wakeSteal()
@@ -321,6 +324,7 @@ func (p *Peer) syncWith(ctx context.Context, peer string) {
 			}
 		}
 		p.record(mine)
+		p.checkEpochs(mine)
 		p.mu.Lock()
 		if resp.Seq < cur {
 			resp.Seq = 0 // the peer lost its feed; start over next time
@@ -381,4 +385,38 @@ func (p *Peer) Peers() []Announce {
 	p.mu.Unlock()
 	sort.Slice(out[1:], func(i, j int) bool { return out[1+i].Peer < out[1+j].Peer })
 	return out
+}
+
+// checkEpochs looks for jobs this peer owns that another peer announces
+// under a higher epoch (taken over while this peer was gone or cut off)
+// and for held copies whose job has finished.
+func (p *Peer) checkEpochs(evs []Event) {
+	var newer []Event
+	p.mu.Lock()
+	for _, ev := range evs {
+		if o := p.owned[ev.Job]; o != nil && ev.Owner != p.id && ev.Epoch > o.job.Epoch {
+			newer = append(newer, ev)
+		}
+		if h := p.held[ev.Job]; h != nil && ev.State.Terminal() {
+			delete(p.held, ev.Job)
+		}
+	}
+	p.mu.Unlock()
+	for _, ev := range newer {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+			defer cancel()
+			j, err := p.askJob(ctx, ev.Owner, ev.Job)
+			if err != nil || j.Epoch <= ev.Epoch-1 || j.Owner == p.id {
+				return
+			}
+			p.stepDown(j)
+			je := eventOf(j, "replica")
+			if err := p.saveJob(j, &je); err != nil && !errors.Is(err, errStaleRecord) {
+				p.log.Warn("store taken-over job", "job_id", j.ID, "err", err)
+			}
+		}()
+	}
 }

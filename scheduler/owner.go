@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/blixard/blixard/executor"
 	"github.com/blixard/blixard/scheduler/constraint"
 	"github.com/blixard/blixard/store"
 )
@@ -45,7 +46,7 @@ func (p *Peer) Submit(ctx context.Context, spec Spec) (string, error) {
 		return "", fmt.Errorf("store job: %w", err)
 	}
 	p.mu.Lock()
-	p.owned[j.ID] = &owned{job: j}
+	p.owned[j.ID] = &owned{job: j, committed: j.Clone()}
 	p.queue = append(p.queue, j.ID)
 	p.notifyLocked()
 	p.mu.Unlock()
@@ -106,21 +107,32 @@ func eventOf(j *Job, kind string) Event {
 }
 
 // commit stores a change the owner made to j and announces it. j must be
-// a copy no other goroutine changes.
+// a copy no other goroutine changes. A finished job is also copied to its
+// replicas before anyone can read the outcome here, so that no survivor
+// of this peer re-runs a job whose outcome a user has seen.
 func (p *Peer) commit(j *Job, kind string) error {
 	ev := eventOf(j, kind)
 	if err := p.saveJob(j, &ev); err != nil && !errors.Is(err, errStaleRecord) {
 		p.log.Error("store job", "job_id", j.ID, "err", err)
 		return err
 	}
+	if j.State.Terminal() && len(j.Replicas) > 0 {
+		p.replicateWait(j.ID, 5*time.Second)
+	} else {
+		p.markReplicate(j.ID)
+	}
 	p.mu.Lock()
-	if j.State.Terminal() {
-		delete(p.owned, j.ID)
+	if o := p.owned[j.ID]; o != nil {
+		if o.committed == nil || !o.committed.Newer(j) {
+			o.committed = j
+		}
+		if j.State.Terminal() {
+			delete(p.owned, j.ID)
+		}
 	}
 	p.notifyLocked()
 	p.mu.Unlock()
 	p.emit(ev)
-	p.markReplicate(j.ID)
 	return nil
 }
 
@@ -157,6 +169,20 @@ func (p *Peer) expireLeases(now time.Time) {
 	p.mu.Lock()
 	for _, o := range p.owned {
 		j := o.job
+		if j.State == Running && p.overdueLocked(o, now) {
+			cur := j.Current()
+			ref := attemptRef{Job: j.ID, Attempt: cur.N, Epoch: cur.Epoch}
+			runner := cur.Peer
+			j.applyResult(cur.N, cur.Epoch, outcome{ExitCode: 124,
+				Reason: fmt.Sprintf("timeout after %s, enforced by the owner", j.Spec.Timeout.D())}, now)
+			if j.State == Pending {
+				o.notBefore = now.Add(j.backoff(j.failedAttempts(), jitter))
+				p.queue = append(p.queue, j.ID)
+			}
+			lost = append(lost, j.Clone())
+			defer p.tellStop(runner, ref) // after p.mu is released
+			continue
+		}
 		if j.State != Running || now.Before(o.leaseUntil) {
 			continue
 		}
@@ -173,6 +199,20 @@ func (p *Peer) expireLeases(now time.Time) {
 		p.log.Info("lease expired", "job_id", j.ID, "attempt", len(j.Attempts))
 		p.commit(j, "lost")
 	}
+}
+
+// overdueLocked reports whether o's running attempt has outlived its
+// timeout and grace by more than a lease: the runner failed to end it.
+func (p *Peer) overdueLocked(o *owned, now time.Time) bool {
+	t := o.job.Spec.Timeout.D()
+	if t <= 0 || o.started.IsZero() {
+		return false
+	}
+	grace := o.job.Spec.Grace.D()
+	if grace == 0 {
+		grace = executor.DefaultGrace
+	}
+	return now.Sub(o.started) > t+grace+p.cfg.Lease
 }
 
 // placeLocal grants owned pending jobs to this peer while it has room.
@@ -237,6 +277,7 @@ func (p *Peer) pickLocked(of offer, n int, now time.Time, runner string) []grant
 		of.freeCPU -= o.job.Spec.Resources.CPU
 		of.freeMem -= int64(o.job.Spec.Resources.Memory)
 		o.leaseUntil = now.Add(p.cfg.Lease)
+		o.started = now
 		grants = append(grants, grant{Job: o.job.Clone(), Attempt: a.N, Epoch: a.Epoch, Lease: p.cfg.Lease})
 		if len(grants) >= n {
 			keep = append(keep, p.queue[i+1:]...)
@@ -292,6 +333,11 @@ func (p *Peer) explainPending() {
 		}
 		if r != o.job.Reason {
 			o.job.Reason = r
+			changed = true
+		}
+		// The reason is shown, not stored: it changes with the mesh.
+		if c := o.committed; c != nil && c.State == Pending && c.Reason != r {
+			c.Reason = r
 			changed = true
 		}
 	}

@@ -73,6 +73,11 @@ type Config struct {
 	// Replicas is how many other peers keep a copy of each job record.
 	// Default 2. Negative means none.
 	Replicas int
+	// OwnerTimeout is how long a job's owner may be unreachable before a
+	// replica takes the job over. Shorter recovers sooner; longer makes it
+	// less likely that both sides of a brief split run the job. Default
+	// 3 × Lease; at least the lease.
+	OwnerTimeout time.Duration
 	// AnnounceInterval is how often the peer gossips its load when nothing
 	// changes. Default 1 s.
 	AnnounceInterval time.Duration
@@ -96,6 +101,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("lease: %s, want 500ms to 1h", c.Lease)
 	case c.Heartbeat < 0 || (c.Heartbeat > 0 && c.Lease > 0 && c.Heartbeat >= c.Lease):
 		return fmt.Errorf("heartbeat: %s, want less than the lease", c.Heartbeat)
+	case c.OwnerTimeout != 0 && c.OwnerTimeout < max(c.Lease, 500*time.Millisecond):
+		return fmt.Errorf("owner timeout: %s, want at least the lease", c.OwnerTimeout)
 	case c.Replicas > 16:
 		return fmt.Errorf("replicas: %d, limit 16", c.Replicas)
 	}
@@ -119,6 +126,9 @@ func (c *Config) fill() {
 	}
 	if c.Replicas == 0 {
 		c.Replicas = DefaultReplicas
+	}
+	if c.OwnerTimeout == 0 {
+		c.OwnerTimeout = 3 * c.Lease
 	}
 	if c.Replicas < 0 {
 		c.Replicas = 0
@@ -179,7 +189,8 @@ type Peer struct {
 	stats     Stats                        // guarded by mu
 	lastAnn   time.Time                    // guarded by mu
 	outLen    map[outKey]int64             // guarded by mu; stored output length per stream
-	repl      map[string]bool              // guarded by mu; jobs to send to replicas
+	repl      map[string][]chan struct{}   // guarded by mu; jobs to send to replicas, and who waits
+	held      map[string]*heldJob          // guarded by mu; unfinished jobs held for other owners
 }
 
 // Stats counts what a peer dropped or refused.
@@ -200,13 +211,17 @@ type outKey struct {
 // owned is the owner's live view of a job it owns.
 type owned struct {
 	job *Job
+	// committed is the latest version of job on disk (and, once finished,
+	// at the replicas): what readers are shown.
+	committed *Job
 	// leaseUntil is when the current attempt's lease ends, on this peer's
 	// monotonic clock.
 	leaseUntil time.Time
+	// started is when the current attempt was granted, on this peer's
+	// monotonic clock; zero after a restart.
+	started time.Time
 	// notBefore delays a retry (backoff).
 	notBefore time.Time
-	// saving serialises writes of this job's record.
-	saving sync.Mutex
 }
 
 // peerState is what this peer knows of another member.
@@ -243,6 +258,8 @@ func New(ctx context.Context, cfg Config) (*Peer, error) {
 		victims:   make(map[string]victimBackoff),
 		modules:   make(map[string]*sync.Mutex),
 		outLen:    make(map[outKey]int64),
+		repl:      make(map[string][]chan struct{}),
+		held:      make(map[string]*heldJob),
 		host:      executor.Host(),
 	}
 	if err := p.openDataDir(); err != nil {
@@ -313,7 +330,7 @@ func (p *Peer) start(ctx context.Context) error {
 	}
 	loops := []func(){
 		p.placeLoop, p.stealLoop, p.heartbeatLoop, p.announceLoop,
-		p.publishLoop, p.antiEntropyLoop, p.replicateLoop,
+		p.publishLoop, p.antiEntropyLoop, p.replicateLoop, p.takeoverLoop,
 	}
 	for _, loop := range loops {
 		p.wg.Add(1)

@@ -26,13 +26,9 @@ func (p *Peer) Job(ctx context.Context, id string) (*Job, error) {
 }
 
 func (p *Peer) findJob(ctx context.Context, id string) (*Job, error) {
-	p.mu.Lock()
-	if o := p.owned[id]; o != nil {
-		j := o.job.Clone()
-		p.mu.Unlock()
+	if j := p.committedJob(id); j != nil {
 		return j, nil
 	}
-	p.mu.Unlock()
 	local, err := p.loadJob(id)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
@@ -85,13 +81,7 @@ func (p *Peer) handleJob(ctx context.Context, from string, b []byte) ([]byte, er
 	if err := decode(b, &req); err != nil || !validJobID(req.ID) {
 		return nil, p.bad(from, errors.New("job: bad request"))
 	}
-	p.mu.Lock()
-	o := p.owned[req.ID]
-	var j *Job
-	if o != nil {
-		j = o.job.Clone()
-	}
-	p.mu.Unlock()
+	j := p.committedJob(req.ID)
 	if j == nil {
 		var err error
 		if j, err = p.loadJob(req.ID); err != nil {
@@ -217,15 +207,33 @@ func (p *Peer) handleLogs(ctx context.Context, from string, b []byte) ([]byte, e
 		(req.Stream != Stdout && req.Stream != Stderr) {
 		return nil, p.bad(from, errors.New("logs: bad request"))
 	}
-	j, err := p.findLocal(req.ID)
-	if err != nil {
-		return nil, err
+	j := p.committedJob(req.ID)
+	if j == nil {
+		var err error
+		if j, err = p.loadJob(req.ID); err != nil {
+			return nil, err
+		}
 	}
 	resp, err := p.localLogs(j, req)
 	if err != nil {
 		return nil, err
 	}
 	return encode(resp), nil
+}
+
+// committedJob returns the latest stored version of an owned job, or nil
+// when the job is not owned here.
+func (p *Peer) committedJob(id string) *Job {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	o := p.owned[id]
+	if o == nil {
+		return nil
+	}
+	if o.committed != nil {
+		return o.committed.Clone()
+	}
+	return o.job.Clone()
 }
 
 // findLocal returns the job from memory or the store, asking no one.
@@ -343,114 +351,6 @@ func (p *Peer) moduleFile(ctx context.Context, ref, owner string) (string, error
 	return path, os.Rename(tmp, path)
 }
 
-// markReplicate queues job id for sending to its replicas.
-func (p *Peer) markReplicate(id string) {
-	p.mu.Lock()
-	if p.repl == nil {
-		p.repl = make(map[string]bool)
-	}
-	p.repl[id] = true
-	p.mu.Unlock()
-	select {
-	case p.replKick <- struct{}{}:
-	default:
-	}
-}
-
-// replicateLoop sends changed job records to their replicas over
-// acknowledged requests, retrying until each replica has them.
-func (p *Peer) replicateLoop() {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-p.ctx.Done():
-			return
-		case <-tick.C:
-		case <-p.replKick:
-		}
-		p.replicateOnce()
-	}
-}
-
-func (p *Peer) replicateOnce() {
-	p.mu.Lock()
-	ids := p.repl
-	p.repl = nil
-	p.mu.Unlock()
-	batches := make(map[string][]*Job)
-	for id := range ids {
-		j, err := p.findLocal(id)
-		if err != nil || j.Owner != p.id {
-			continue
-		}
-		for _, r := range j.Replicas {
-			batches[r] = append(batches[r], j)
-		}
-	}
-	var wg sync.WaitGroup
-	for replica, jobs := range batches {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < len(jobs); i += maxBatch {
-				batch := jobs[i:min(i+maxBatch, len(jobs))]
-				if err := p.sendReplicas(replica, batch); err != nil {
-					for _, j := range batch {
-						p.retryReplicate(j.ID)
-					}
-				}
-			}
-		}()
-	}
-	wg.Wait()
-}
-
-func (p *Peer) sendReplicas(replica string, jobs []*Job) error {
-	if !p.tr.IsMember(replica) {
-		return fmt.Errorf("replica %s is not connected", shortID(replica))
-	}
-	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
-	defer cancel()
-	_, err := p.tr.Request(ctx, replica, rpcReplicate, encode(replicateReq{Jobs: jobs}))
-	return err
-}
-
-func (p *Peer) retryReplicate(id string) {
-	p.mu.Lock()
-	if p.repl == nil {
-		p.repl = make(map[string]bool)
-	}
-	p.repl[id] = true
-	p.mu.Unlock()
-}
-
-type replicateReq struct {
-	Jobs []*Job `json:"jobs"`
-}
-
-// handleReplicate stores copies of jobs their owner sent. The answer
-// means they are on disk.
-func (p *Peer) handleReplicate(ctx context.Context, from string, b []byte) ([]byte, error) {
-	var req replicateReq
-	if err := decode(b, &req); err != nil || len(req.Jobs) > maxBatch {
-		return nil, p.bad(from, errors.New("replicate: bad request"))
-	}
-	for _, j := range req.Jobs {
-		if j == nil || !validJobID(j.ID) || j.Owner != from {
-			return nil, p.bad(from, errors.New("replicate: bad job"))
-		}
-		ev := eventOf(j, "replica")
-		if err := p.saveJob(j, &ev); err != nil && !errors.Is(err, errStaleRecord) {
-			return nil, err
-		}
-	}
-	p.mu.Lock()
-	p.notifyLocked()
-	p.mu.Unlock()
-	return []byte("{}"), nil
-}
-
 // recover loads the jobs this peer owns from the store and ends the
 // workloads a crash left behind.
 func (p *Peer) recover(ctx context.Context) error {
@@ -462,8 +362,12 @@ func (p *Peer) recover(ctx context.Context) error {
 			p.log.Warn("skip unreadable job record", "key", string(k), "err", err)
 			return nil
 		}
-		if j.Owner == p.id && !j.State.Terminal() {
+		switch {
+		case j.State.Terminal():
+		case j.Owner == p.id:
 			mine = append(mine, &j)
+		default:
+			p.held[j.ID] = &heldJob{owner: j.Owner, replicas: j.Replicas}
 		}
 		return nil
 	})
@@ -475,7 +379,7 @@ func (p *Peer) recover(ctx context.Context) error {
 	for _, j := range mine {
 		// A runner that still runs an attempt renews within a lease; one
 		// that does not is treated as lost then.
-		p.owned[j.ID] = &owned{job: j, leaseUntil: now.Add(p.cfg.Lease)}
+		p.owned[j.ID] = &owned{job: j, committed: j.Clone(), leaseUntil: now.Add(p.cfg.Lease)}
 		p.queue = append(p.queue, j.ID)
 	}
 	p.mu.Unlock()

@@ -45,6 +45,8 @@ const (
 	rpcModule    = "module"    // runner fetches a WASM module by hash
 	rpcCancel    = "cancel"    // any peer forwards a cancel to the owner
 
+	rpcReplicaOutput = "replica-output" // owner copies finished output to a replica
+
 	topicAnnounce = "announce"
 	topicEvents   = "events"
 )
