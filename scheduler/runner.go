@@ -181,6 +181,9 @@ func (p *Peer) execute(t *task) (executor.Result, error) {
 	if spec.Stdin != "" {
 		task.Stdin = strings.NewReader(spec.Stdin)
 	}
+	if spec.MountWorkdir != "" {
+		task.Mounts = []executor.Mount{{Source: t.dir, Target: spec.MountWorkdir}}
+	}
 	if spec.Module != "" {
 		path, err := p.moduleFile(t.ctx, spec.Module, t.owner)
 		if err != nil {

@@ -63,6 +63,10 @@ type Spec struct {
 
 	Image     string    `json:"image,omitempty" yaml:"image"`
 	Workdir   string    `json:"workdir,omitempty" yaml:"workdir"`
+	// MountWorkdir grants a docker or wasm task the attempt's fresh
+	// working directory, at this path inside the container or module.
+	// Empty grants no directory.
+	MountWorkdir string `json:"mount_workdir,omitempty" yaml:"mount_workdir"`
 	Module    string    `json:"module,omitempty" yaml:"module"`
 	Stdin     string    `json:"stdin,omitempty" yaml:"stdin"`
 	Resources Resources `json:"resources,omitzero" yaml:"resources"`
@@ -410,6 +414,9 @@ func (s *Spec) validateExecutorFields() error {
 	}
 	if len(s.Workdir) > MaxWorkdirLen {
 		return fmt.Errorf("workdir: %d characters, limit %d", len(s.Workdir), MaxWorkdirLen)
+	}
+	if m := s.MountWorkdir; m != "" && (len(m) > MaxWorkdirLen || !strings.HasPrefix(m, "/") || strings.Contains(m, "..")) {
+		return fmt.Errorf("mount_workdir: %q: want an absolute path without '..', at most %d characters", m, MaxWorkdirLen)
 	}
 	if s.Executor == "wasm" && s.Module == "" {
 		return errors.New("module: required for executor wasm")
