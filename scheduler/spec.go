@@ -61,15 +61,15 @@ type Spec struct {
 	Retries int      `json:"retries,omitempty" yaml:"retries"`
 	Backoff Duration `json:"backoff,omitempty" yaml:"backoff"`
 
-	Image     string    `json:"image,omitempty" yaml:"image"`
-	Workdir   string    `json:"workdir,omitempty" yaml:"workdir"`
+	Image   string `json:"image,omitempty" yaml:"image"`
+	Workdir string `json:"workdir,omitempty" yaml:"workdir"`
 	// MountWorkdir grants a docker or wasm task the attempt's fresh
 	// working directory, at this path inside the container or module.
 	// Empty grants no directory.
-	MountWorkdir string `json:"mount_workdir,omitempty" yaml:"mount_workdir"`
-	Module    string    `json:"module,omitempty" yaml:"module"`
-	Stdin     string    `json:"stdin,omitempty" yaml:"stdin"`
-	Resources Resources `json:"resources,omitzero" yaml:"resources"`
+	MountWorkdir string    `json:"mount_workdir,omitempty" yaml:"mount_workdir"`
+	Module       string    `json:"module,omitempty" yaml:"module"`
+	Stdin        string    `json:"stdin,omitempty" yaml:"stdin"`
+	Resources    Resources `json:"resources,omitzero" yaml:"resources"`
 
 	Payload json.RawMessage `json:"payload,omitempty" yaml:"-"`
 }
