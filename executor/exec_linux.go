@@ -356,3 +356,42 @@ func parseStat(b []byte) (procStat, error) {
 	}
 	return procStat{state: fields[0][0], start: start}, nil
 }
+
+// ReapAttempt ends every process that runs attempt of job jobID, found by
+// the BLIXARD_JOB_ID and BLIXARD_ATTEMPT variables exec gives each task.
+// It covers a crash between a task's start and the moment its handle was
+// recorded. Processes whose environment cannot be read are skipped.
+func (e *Exec) ReapAttempt(ctx context.Context, jobID string, attempt int) error {
+	want := [][]byte{
+		[]byte("BLIXARD_JOB_ID=" + jobID + "\x00"),
+		[]byte("BLIXARD_ATTEMPT=" + strconv.Itoa(attempt) + "\x00"),
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return fmt.Errorf("reap attempt: %w", err)
+	}
+	var errs []error
+	for _, ent := range entries {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + ent.Name() + "/environ")
+		if err != nil || !bytes.Contains(env, want[0]) || !bytes.Contains(env, want[1]) {
+			continue
+		}
+		st, err := readStat(pid)
+		if err != nil {
+			continue
+		}
+		pgid, err := syscall.Getpgid(pid)
+		if err != nil || pgid == syscall.Getpgrp() {
+			continue
+		}
+		h := procHandle{pid: pid, pgid: pgid, start: st.start}
+		if err := e.Reap(ctx, h.String()); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -31,3 +31,8 @@ func (e *Exec) Reap(ctx context.Context, handle string) error {
 	}
 	return fmt.Errorf("exec: reap: %w", errNoProc)
 }
+
+// ReapAttempt is not supported on this system.
+func (e *Exec) ReapAttempt(ctx context.Context, jobID string, attempt int) error {
+	return fmt.Errorf("exec: reap attempt: %w", errNoProc)
+}

@@ -517,18 +517,14 @@ func (p *Peer) recoverTasks(ctx context.Context) error {
 	}
 	p.sweep(ctx)
 	for _, r := range recs {
-		if r.Handle != "" {
-			p.mu.Lock()
-			ex := p.execs[r.Executor]
-			p.mu.Unlock()
-			if rp, ok := ex.(executor.Reaper); ok {
-				if err := rp.Reap(ctx, r.Handle); err != nil {
-					return fmt.Errorf("reap %s attempt %d: %w", r.Ref.Job, r.Ref.Attempt, err)
-				}
-				p.log.Info("ended workload left from before restart",
-					"job_id", r.Ref.Job, "attempt", r.Ref.Attempt)
-			}
+		p.mu.Lock()
+		ex := p.execs[r.Executor]
+		p.mu.Unlock()
+		if err := reapRecord(ctx, ex, r); err != nil {
+			return fmt.Errorf("reap %s attempt %d: %w", r.Ref.Job, r.Ref.Attempt, err)
 		}
+		p.log.Info("ended workload left from before restart",
+			"job_id", r.Ref.Job, "attempt", r.Ref.Attempt)
 		os.RemoveAll(r.Dir)
 		if err := p.db.Delete(runningKey(r.Ref.Job, r.Ref.Attempt)); err != nil {
 			return err
@@ -570,4 +566,24 @@ func (p *Peer) sweep(ctx context.Context) {
 			p.log.Info("removed workloads left from before restart", "count", n)
 		}
 	}
+}
+
+// attemptReaper is implemented by executors that can find an attempt's
+// workload without a handle, for a crash between its start and the
+// moment the handle was recorded.
+type attemptReaper interface {
+	ReapAttempt(ctx context.Context, jobID string, attempt int) error
+}
+
+// reapRecord ends the workload of an attempt recorded as running here.
+func reapRecord(ctx context.Context, ex executor.Executor, r runningRecord) error {
+	if r.Handle != "" {
+		if rp, ok := ex.(executor.Reaper); ok {
+			return rp.Reap(ctx, r.Handle)
+		}
+	}
+	if rp, ok := ex.(attemptReaper); ok {
+		return rp.ReapAttempt(ctx, r.Ref.Job, r.Ref.Attempt)
+	}
+	return nil
 }

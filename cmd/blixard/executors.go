@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -45,6 +47,13 @@ func checkExecutors(names, plugins []string) error {
 			if name == k {
 				return usagef("--plugin %q: %s is a built-in executor", pl, name)
 			}
+		}
+		if !strings.Contains(path, "/") {
+			if _, err := exec.LookPath(path); err != nil {
+				return usagef("--plugin %q: %v", pl, err)
+			}
+		} else if st, err := os.Stat(path); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+			return usagef("--plugin %q: %s is not an executable file", pl, path)
 		}
 	}
 	return nil

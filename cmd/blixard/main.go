@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -41,7 +42,7 @@ func main() {
 
 func run(args []string) int {
 	app := newApp()
-	err := app.Run(args)
+	err := app.Run(flagsFirst(app, args))
 	if err == nil {
 		return exitOK
 	}
@@ -91,4 +92,47 @@ func newApp() *cli.App {
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
+}
+
+// flagsFirst moves a subcommand's flags in front of its arguments, so that
+// `blixard status JOB -o json` works like `blixard status -o json JOB`
+// (the CLI library stops reading flags at the first argument). Nothing
+// after "--" moves.
+func flagsFirst(app *cli.App, args []string) []string {
+	if len(args) < 3 {
+		return args
+	}
+	cmd := app.Command(args[1])
+	if cmd == nil {
+		return args
+	}
+	boolFlag := map[string]bool{}
+	for _, f := range cmd.Flags {
+		if _, ok := f.(*cli.BoolFlag); ok {
+			for _, n := range f.Names() {
+				boolFlag[n] = true
+			}
+		}
+	}
+	var flags, rest []string
+	tail := args[2:]
+	for i := 0; i < len(tail); i++ {
+		a := tail[i]
+		if a == "--" {
+			rest = append(rest, tail[i:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			rest = append(rest, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if !strings.Contains(name, "=") && !boolFlag[name] && i+1 < len(tail) {
+			i++
+			flags = append(flags, tail[i])
+		}
+	}
+	out := append([]string{args[0], args[1]}, flags...)
+	return append(out, rest...)
 }

@@ -79,15 +79,15 @@ func runPeer(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Check the API address before the peer takes the data dir.
+	if err := httpapi.CheckAddr(c.String("api"), false); err != nil {
+		return usagef("--api: %v", err)
+	}
 	cfg, err := peerConfig(c, log)
 	if err != nil {
 		return err
 	}
-	// Check the API address before the peer takes the data dir.
 	apiAddr := c.String("api")
-	if _, _, err := splitHostPort(apiAddr); err != nil {
-		return usagef("--api %q: %v", apiAddr, err)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	p, err := scheduler.New(ctx, cfg)
@@ -152,15 +152,16 @@ func peerConfig(c *cli.Context, log *slog.Logger) (scheduler.Config, error) {
 		}
 		cfg.Labels[k] = v
 	}
-	if err := checkDataDir(cfg.DataDir); err != nil {
-		return cfg, err
-	}
 	names, plugins := c.StringSlice("executor"), c.StringSlice("plugin")
 	if err := checkExecutors(names, plugins); err != nil {
 		return cfg, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, usageError{err}
+	}
+	// Everything else is valid: only now touch the data dir.
+	if err := checkDataDir(cfg.DataDir); err != nil {
+		return cfg, err
 	}
 	execs, err := buildExecutors(cfg.DataDir, names, plugins, log)
 	if err != nil {
@@ -228,14 +229,6 @@ func tokenCommand() *cli.Command {
 
 func client(c *cli.Context) *httpapi.Client {
 	return httpapi.NewClient(c.String("api"))
-}
-
-func splitHostPort(addr string) (string, string, error) {
-	i := strings.LastIndex(addr, ":")
-	if i < 0 {
-		return "", "", fmt.Errorf("want HOST:PORT")
-	}
-	return addr[:i], addr[i+1:], nil
 }
 
 // checkDataDir makes sure dir exists (mode 0700) and can be written.

@@ -46,12 +46,8 @@ type Server struct {
 // refuses addresses that are not loopback unless public is set: the API
 // has no authentication of its own.
 func Listen(peer *scheduler.Peer, addr string, public bool, log *slog.Logger) (*Server, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("api address %q: %v", addr, err)
-	}
-	if ip := net.ParseIP(host); !public && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return nil, fmt.Errorf("api address %q: not a loopback address; the API has no authentication", addr)
+	if err := CheckAddr(addr, public); err != nil {
+		return nil, fmt.Errorf("api address %w", err)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -68,6 +64,22 @@ func Listen(peer *scheduler.Peer, addr string, public bool, log *slog.Logger) (*
 		}
 	}()
 	return s, nil
+}
+
+// CheckAddr validates an API address: host:port, and on loopback unless
+// public is set, since the API has no authentication of its own.
+func CheckAddr(addr string, public bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: %v", addr, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	if ip := net.ParseIP(host); !public && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("%q: not a loopback address; the API has no authentication", addr)
+	}
+	return nil
 }
 
 // Addr returns the address the server listens on.
