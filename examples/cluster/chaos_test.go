@@ -5,6 +5,7 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -44,6 +45,9 @@ func TestChaos(t *testing.T) {
 			t.Errorf("job %s: %s (%s), want succeeded", id, st.State, st.Reason)
 		}
 	}
+	for _, id := range sample(ids, 20) {
+		c.wantOutput(c.peers[mrand.IntN(len(c.peers))], id, "ok\n")
+	}
 	runs := c.checkRuns(records)
 	attempts, lost := countAttempts(records)
 	dups, moved := 0, 0
@@ -76,6 +80,9 @@ func (ch *chaos) loop(deadline time.Time) {
 		p := ch.c.peers[mrand.IntN(len(ch.c.peers))]
 		ch.setDown(p, true)
 		if _, err := docker("kill", "--signal", "KILL", p.name); err != nil {
+			if strings.Contains(err.Error(), "is not running") {
+				err = fmt.Errorf("%s had stopped on its own: %w", p, err)
+			}
 			ch.c.t.Errorf("chaos: %v", err)
 		}
 		time.Sleep(between(2*time.Second, 3*time.Second))
@@ -120,7 +127,8 @@ func (c *cluster) submitThroughChaos(ch *chaos, n int, spread time.Duration) ([]
 	giveUp := next.Add(spread + time.Minute)
 	for seq := 0; len(ids) < n; seq++ {
 		if time.Now().After(giveUp) {
-			c.t.Errorf("submitted %d of %d jobs by %s; giving up", len(ids), n, spread+time.Minute)
+			c.t.Errorf("submitted %d of %d jobs by %s; giving up",
+				len(ids), n, spread+time.Minute)
 			break
 		}
 		time.Sleep(time.Until(next))
@@ -143,6 +151,13 @@ func chaosJob(batch, i int) spec {
 		": chaos; cut -d' ' -f1 /proc/uptime "+
 			">>/shared/ticks.$BLIXARD_JOB_ID.$BLIXARD_ATTEMPT.$(hostname); "+
 			"sleep 0.$RANDOM; echo ok")
+}
+
+// sample returns up to n of ids, picked at random.
+func sample(ids []string, n int) []string {
+	out := append([]string(nil), ids...)
+	mrand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out[:min(n, len(out))]
 }
 
 func countRuns(runs map[string][]run) int {

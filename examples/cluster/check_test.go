@@ -239,7 +239,8 @@ func recordProblems(st jobStatus) []string {
 		case a.State == "succeeded":
 			succeeded++
 		case a.State == "running" && terminal(st.State):
-			out = append(out, fmt.Sprintf("attempt %d still running in a %s job", a.N, st.State))
+			out = append(out, fmt.Sprintf("attempt %d still running in a %s job",
+				a.N, st.State))
 		}
 		if a.State != "running" && a.Ended.IsZero() {
 			out = append(out, fmt.Sprintf("attempt %d %s without an end", a.N, a.State))
@@ -255,7 +256,8 @@ func recordProblems(st jobStatus) []string {
 	switch st.State {
 	case "succeeded":
 		if succeeded != 1 {
-			out = append(out, fmt.Sprintf("succeeded with %d succeeded attempts, want 1", succeeded))
+			out = append(out, fmt.Sprintf("succeeded with %d succeeded attempts, want 1",
+				succeeded))
 		}
 		if last == nil || last.State != "succeeded" {
 			out = append(out, "succeeded, but its last attempt did not")
@@ -323,8 +325,9 @@ func runOverlaps(runs map[string][]run, max float64) []string {
 			for _, b := range rs[i+1:] {
 				n := min(a.within(b.first(), b.last()), b.within(a.first(), a.last()))
 				if d := float64(n) * tickInterval; d > max {
-					out = append(out, fmt.Sprintf("job %s: attempt %d on %s and attempt %d on %s "+
-						"ran together for about %.1fs", job, a.attempt, a.host, b.attempt, b.host, d))
+					out = append(out, fmt.Sprintf("job %s: attempt %d on %s and attempt %d "+
+						"on %s ran together for about %.1fs",
+						job, a.attempt, a.host, b.attempt, b.host, d))
 				}
 			}
 		}

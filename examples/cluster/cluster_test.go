@@ -236,6 +236,7 @@ func (c *cluster) waitMembers(ps []*peer, timeout time.Duration) {
 		for _, p := range ps {
 			ids, err := c.members(p)
 			if err != nil {
+				c.requireRunning(ps)
 				return err
 			}
 			for _, q := range ps {
@@ -259,6 +260,15 @@ func (c *cluster) byID(id string) *peer {
 		}
 	}
 	return nil
+}
+
+// nameOf names the peer with libp2p ID id: its container, if it is one
+// of the cluster's.
+func (c *cluster) nameOf(id string) string {
+	if p := c.byID(id); p != nil {
+		return p.name
+	}
+	return "peer " + short(id)
 }
 
 // byName returns the peer whose container is named name, or nil.

@@ -118,8 +118,17 @@ func buildImage(dir string) error {
 	if err := copyFile("Dockerfile", filepath.Join(dir, "Dockerfile")); err != nil {
 		return err
 	}
-	_, err = docker("build", "--quiet", "--tag", imageTag, dir)
-	return err
+	old, _ := docker("image", "inspect", "--format", "{{.Id}}", imageTag)
+	id, err := docker("build", "--quiet", "--tag", imageTag, dir)
+	if err != nil {
+		return err
+	}
+	// The image the tag named before is now unnamed; drop it unless a
+	// container still uses it.
+	if old = strings.TrimSpace(old); old != "" && old != strings.TrimSpace(id) {
+		docker("image", "rm", old)
+	}
+	return nil
 }
 
 func copyFile(from, to string) error {

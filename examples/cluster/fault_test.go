@@ -46,10 +46,14 @@ func TestKillOwner(t *testing.T) {
 	c.waitReplicated(st)
 
 	c.kill(owner)
+	killed := time.Now()
 	survivors := c.except(owner)
-	st = c.waitTerminalAt(survivors[0], id, 90*time.Second)
-	t.Logf("job %s after its owner died: %s, owner %s, epoch %d, %d attempts",
-		id, st.State, short(st.Owner), st.Epoch, len(st.Attempts))
+	st = c.waitStatus(survivors[0], id, 90*time.Second, "a replica to take "+id+" over",
+		func(st jobStatus) bool { return st.Owner != owner.id })
+	t.Logf("%s took the job over at epoch %d, %s after the owner was killed",
+		c.nameOf(st.Owner), st.Epoch, time.Since(killed).Round(100*time.Millisecond))
+	st = c.waitTerminalAt(survivors[0], id, time.Minute)
+	t.Logf("job %s after its owner died: %s, %d attempts", id, st.State, len(st.Attempts))
 
 	final := c.settle([]string{id}, survivors, time.Minute)[id]
 	if final.State != "succeeded" {
@@ -140,10 +144,9 @@ func TestRestartOwner(t *testing.T) {
 	owner := c.peer(1)
 	var ids []string
 	for i := 1; i <= 3; i++ {
-		ids = append(ids, c.mustSubmit(owner, tickJob(fmt.Sprintf("restart-local-%d", i), 12, "n=1")))
-	}
-	for i := 1; i <= 3; i++ {
-		ids = append(ids, c.mustSubmit(owner, tickJob(fmt.Sprintf("restart-remote-%d", i), 12, poolA)))
+		local := tickJob(fmt.Sprintf("restart-local-%d", i), 12, "n=1")
+		remote := tickJob(fmt.Sprintf("restart-remote-%d", i), 12, poolA)
+		ids = append(ids, c.mustSubmit(owner, local), c.mustSubmit(owner, remote))
 	}
 	waitFor(t, time.Minute, "jobs running at and away from the owner, and one pending",
 		func() error { return c.ownsMixedWork(owner, ids) })
@@ -286,7 +289,8 @@ func (c *cluster) ownsMixedWork(owner *peer, ids []string) error {
 		}
 	}
 	if here < 2 || away < 1 || pending < 1 {
-		return fmt.Errorf("%d running at the owner, %d elsewhere, %d pending", here, away, pending)
+		return fmt.Errorf("%d running at the owner, %d elsewhere, %d pending",
+			here, away, pending)
 	}
 	return nil
 }

@@ -35,8 +35,9 @@ func shellJob(name, script string, require ...string) spec {
 // and the peer's host name, so that a test sees when each copy really
 // ran (see readTicks). Its script starts with ": name", which ps shows.
 func tickJob(name string, ticks int, require ...string) spec {
-	script := fmt.Sprintf(": %s; f=/shared/ticks.$BLIXARD_JOB_ID.$BLIXARD_ATTEMPT.$(hostname); "+
-		"i=0; while [ $i -lt %d ]; do cut -d' ' -f1 /proc/uptime >>$f; sleep 0.5; "+
+	script := fmt.Sprintf(": %s; "+
+		"f=/shared/ticks.$BLIXARD_JOB_ID.$BLIXARD_ATTEMPT.$(hostname); i=0; "+
+		"while [ $i -lt %d ]; do cut -d' ' -f1 /proc/uptime >>$f; sleep 0.5; "+
 		"i=$((i+1)); done; echo done", name, ticks)
 	return shellJob(name, script, require...)
 }
