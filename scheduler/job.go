@@ -97,12 +97,29 @@ func (j *Job) Newer(o *Job) bool {
 func (j *Job) Clone() *Job {
 	c := *j
 	c.Attempts = append([]Attempt(nil), j.Attempts...)
+	for i, a := range c.Attempts {
+		c.Attempts[i].ExitCode = cloneInt(a.ExitCode)
+	}
 	c.Replicas = append([]string(nil), j.Replicas...)
-	if j.ExitCode != nil {
-		v := *j.ExitCode
-		c.ExitCode = &v
+	c.ExitCode = cloneInt(j.ExitCode)
+	c.Spec.Command = append([]string(nil), j.Spec.Command...)
+	c.Spec.Require = append([]string(nil), j.Spec.Require...)
+	c.Spec.Payload = append([]byte(nil), j.Spec.Payload...)
+	if j.Spec.Env != nil {
+		c.Spec.Env = make(map[string]string, len(j.Spec.Env))
+		for k, v := range j.Spec.Env {
+			c.Spec.Env[k] = v
+		}
 	}
 	return &c
+}
+
+func cloneInt(p *int) *int {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }
 
 // failedAttempts counts the attempts that ran and failed, the ones that
@@ -285,8 +302,9 @@ func firstNonEmpty(s ...string) string {
 	return ""
 }
 
-// NewJobID returns a new job ID: 8 bytes of time in milliseconds and 8
-// random bytes, in hex, so IDs sort by submission time.
+// NewJobID returns a new job ID: the low 6 bytes of the time in
+// milliseconds and 8 random bytes, in lowercase hex, so IDs sort by
+// submission time.
 func NewJobID(now time.Time) string {
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli()))
@@ -299,6 +317,10 @@ func validJobID(s string) bool {
 	if len(s) != 28 {
 		return false
 	}
-	_, err := hex.DecodeString(s)
-	return err == nil
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

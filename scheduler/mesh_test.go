@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,7 +26,7 @@ type mesh struct {
 
 // testLogger sends a peer's logs to t.Log.
 func testLogger(t *testing.T, name string) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})).
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: testLogLevel})).
 		With("peer_name", name)
 }
 
@@ -213,3 +214,10 @@ func TestManyJobsSpreadAndFinishOnce(t *testing.T) {
 		t.Errorf("all jobs ran on one peer: %v; want work stolen", ran)
 	}
 }
+
+var testLogLevel = func() slog.Level {
+	if os.Getenv("BLIXARD_TEST_DEBUG") != "" {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}()

@@ -598,6 +598,10 @@ func (p *Peer) handleResult(ctx context.Context, from string, b []byte) ([]byte,
 			j.Duplicates++
 			j.Version++
 		}
+	} else if a := attemptOf(j, req.Attempt); a == nil || a.Peer != from {
+		// Only the runner of an attempt may report its end.
+		p.mu.Unlock()
+		return encode(resultResp{Stale: true}), nil
 	} else {
 		applied, retry = j.applyResult(req.Attempt, req.Epoch,
 			outcome{ExitCode: req.ExitCode, Reason: req.Reason, Cancelled: req.Cancelled}, now)
@@ -619,6 +623,14 @@ func (p *Peer) handleResult(ctx context.Context, from string, b []byte) ([]byte,
 	}
 	p.wake()
 	return encode(resultResp{Applied: applied}), nil
+}
+
+// attemptOf returns attempt n of j, or nil.
+func attemptOf(j *Job, n int) *Attempt {
+	if n < 1 || n > len(j.Attempts) {
+		return nil
+	}
+	return &j.Attempts[n-1]
 }
 
 // lateResult handles a result for a job no longer live here: finished, or

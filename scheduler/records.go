@@ -83,7 +83,8 @@ func (p *Peer) saveJob(j *Job, ev *Event) error {
 			return err
 		default:
 			var o Job
-			if decode(old, &o) == nil && o.Newer(j) {
+			if decode(old, &o) == nil && (o.Newer(j) || o.State.Terminal() && !j.State.Terminal()) {
+				// A terminal state never moves back, whatever the epoch.
 				return errStaleRecord
 			}
 		}
@@ -102,6 +103,8 @@ func (p *Peer) saveJob(j *Job, ev *Event) error {
 		if err := tx.Set(changeKey(seq), encode(ev)); err != nil {
 			return err
 		}
+		// Saves commit out of order, so the stored number may fall behind
+		// the highest change; loadSeq looks past it.
 		return tx.Set(keySeq, binary.BigEndian.AppendUint64(nil, seq))
 	})
 }
@@ -172,5 +175,13 @@ func (p *Peer) loadSeq() (uint64, error) {
 	if len(b) != 8 {
 		return 0, errors.New("meta/seq: corrupt")
 	}
-	return binary.BigEndian.Uint64(b), nil
+	seq := binary.BigEndian.Uint64(b)
+	// Changes that committed after the one that wrote meta/seq last.
+	err = p.db.ScanFrom(prefixChange, changeKey(seq+1), func(k, _ []byte) error {
+		if n := binary.BigEndian.Uint64(k[len(prefixChange):]); n > seq {
+			seq = n
+		}
+		return nil
+	})
+	return seq, err
 }

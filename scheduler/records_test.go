@@ -161,7 +161,6 @@ func TestSaveJobVersions(t *testing.T) {
 // by a copy that has not finished, whatever its epoch: a terminal state
 // never moves back.
 func TestSaveJobKeepsOutcome(t *testing.T) {
-	t.Skip(bugTerminalOverwritten)
 	p := newRecordPeer(t)
 	id := testIDs(1)[0]
 	done := jobAt(id, "other", 1, 5)
@@ -242,7 +241,6 @@ func TestSaveJobFeed(t *testing.T) {
 // numbered 5, as two concurrent saves may, and checks that the stored
 // sequence number stays at the highest.
 func TestSaveJobSeqOutOfOrder(t *testing.T) {
-	t.Skip(bugSeqRace)
 	p := newRecordPeer(t)
 	ids := testIDs(2)
 	for i, last := range []uint64{5, 4} {
@@ -261,7 +259,6 @@ func TestSaveJobSeqOutOfOrder(t *testing.T) {
 // TestSaveJobSeqConcurrent saves owned jobs from several goroutines and
 // checks that the stored sequence number is the last one handed out.
 func TestSaveJobSeqConcurrent(t *testing.T) {
-	t.Skip(bugSeqRace)
 	const workers, each = 8, 40
 	p := newRecordPeer(t)
 	ids := testIDs(workers * each)

@@ -125,8 +125,61 @@ func (p *Peer) replicateOnce() {
 func (p *Peer) sendReplicas(replica string, jobs []*Job) error {
 	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
 	defer cancel()
-	_, err := p.tr.Request(ctx, replica, rpcReplicate, encode(replicateReq{Jobs: jobs}))
-	return err
+	b, err := p.tr.Request(ctx, replica, rpcReplicate, encode(replicateReq{Jobs: jobs}))
+	if err != nil {
+		return err
+	}
+	var resp replicateResp
+	if err := decode(b, &resp); err != nil || len(resp.Finished) > len(jobs) {
+		return nil // an old or odd answer: the copies are stored all the same
+	}
+	for _, f := range resp.Finished {
+		// Not here: committing waits for this very replication loop.
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.adoptOutcome(f)
+		}()
+	}
+	return nil
+}
+
+// adoptOutcome ends an owned job with the outcome a replica holds: the
+// job finished under an earlier owner whose last word reached the
+// replica but not this peer. A terminal state never moves back.
+func (p *Peer) adoptOutcome(f *Job) {
+	if f == nil || !f.State.Terminal() {
+		return
+	}
+	p.mu.Lock()
+	o := p.owned[f.ID]
+	if o == nil || o.job.State.Terminal() {
+		p.mu.Unlock()
+		return
+	}
+	j := o.job
+	var stop *Attempt
+	if cur := j.Current(); j.State == Running && cur != nil {
+		c := *cur
+		stop = &c
+	}
+	j.State, j.ExitCode, j.Reason, j.Finished = f.State, cloneInt(f.ExitCode), f.Reason, f.Finished
+	j.Attempts = append([]Attempt(nil), f.Attempts...)
+	j.Duplicates += f.Duplicates
+	j.Version++
+	c := j.Clone()
+	p.mu.Unlock()
+	p.log.Info("job had finished under its previous owner; keeping that outcome", "job_id", f.ID)
+	p.commit(c, "finished")
+	if stop != nil {
+		p.tellStop(stop.Peer, attemptRef{Job: f.ID, Attempt: stop.N, Epoch: stop.Epoch})
+	}
+}
+
+// replicateResp answers a replicate request with the finished records
+// the replica holds for jobs the sender sent as unfinished.
+type replicateResp struct {
+	Finished []*Job `json:"finished,omitempty"`
 }
 
 // sendReplicaOutput copies the output of finished jobs' last attempts.
@@ -176,13 +229,21 @@ func (p *Peer) handleReplicate(ctx context.Context, from string, b []byte) ([]by
 	if err := decode(b, &req); err != nil || len(req.Jobs) > maxBatch {
 		return nil, p.bad(from, errors.New("replicate: bad request"))
 	}
+	var resp replicateResp
 	for _, j := range req.Jobs {
 		if j == nil || !validJobID(j.ID) || j.Owner != from {
 			return nil, p.bad(from, errors.New("replicate: bad job"))
 		}
 		p.stepDown(j)
 		ev := eventOf(j, "replica")
-		if err := p.saveJob(j, &ev); err != nil && !errors.Is(err, errStaleRecord) {
+		err := p.saveJob(j, &ev)
+		if errors.Is(err, errStaleRecord) && !j.State.Terminal() {
+			if mine, lerr := p.loadJob(j.ID); lerr == nil && mine.State.Terminal() {
+				resp.Finished = append(resp.Finished, mine)
+			}
+			continue
+		}
+		if err != nil && !errors.Is(err, errStaleRecord) {
 			return nil, err
 		}
 		p.holdReplica(j)
@@ -190,7 +251,7 @@ func (p *Peer) handleReplicate(ctx context.Context, from string, b []byte) ([]by
 	p.mu.Lock()
 	p.notifyLocked()
 	p.mu.Unlock()
-	return []byte("{}"), nil
+	return encode(resp), nil
 }
 
 // handleReplicaOutput stores output of a job this peer holds a copy of.

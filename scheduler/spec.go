@@ -191,10 +191,16 @@ func DecodeSpec(data []byte) (Spec, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return Spec{}, errors.New("spec: empty")
 	}
+	if trimmed := bytes.TrimSpace(data); trimmed[0] == '{' {
+		return decodeJSONSpec(trimmed)
+	}
 	var s specDoc
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&s); err != nil {
+		if errors.Is(err, io.EOF) {
+			return Spec{}, errors.New("spec: empty")
+		}
 		return Spec{}, fmt.Errorf("spec: %s", yamlError(err))
 	}
 	var extra yaml.Node
@@ -202,6 +208,33 @@ func DecodeSpec(data []byte) (Spec, error) {
 		return Spec{}, errors.New("spec: more than one document; one job per file")
 	}
 	return s.spec()
+}
+
+// decodeJSONSpec reads a spec written as JSON with encoding/json, so that
+// JSON escapes, control characters and big numbers in the payload come
+// through exactly.
+func decodeJSONSpec(data []byte) (Spec, error) {
+	var s Spec
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(&s); err != nil {
+		msg := err.Error()
+		if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+			msg = "field " + strings.Trim(f, `"`) + " not found in the spec"
+		}
+		return Spec{}, fmt.Errorf("spec: %s", strings.ReplaceAll(msg, "scheduler.Spec", "the spec"))
+	}
+	if dec.More() {
+		return Spec{}, errors.New("spec: data after the JSON object; one job per file")
+	}
+	if len(s.Payload) > 0 {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, s.Payload); err == nil {
+			s.Payload = buf.Bytes()
+		}
+	}
+	return s, nil
 }
 
 // specDoc is Spec as the YAML decoder sees it: the payload is any YAML
@@ -428,7 +461,7 @@ func (s *Spec) validateExecutorFields() error {
 		return fmt.Errorf("module: %q: want %s followed by 64 hex digits", s.Module, modulePrefix)
 	}
 	r := s.Resources
-	if r.CPU < 0 || r.CPU > 1024 {
+	if !(r.CPU >= 0 && r.CPU <= 1024) { // also refuses NaN
 		return fmt.Errorf("resources.cpu: %s, want 0 to 1024", strconv.FormatFloat(r.CPU, 'g', -1, 64))
 	}
 	if r.Memory < 0 {

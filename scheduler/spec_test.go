@@ -305,7 +305,7 @@ func specRefusals() []refusal {
 		{"empty", []byte(" \n\t\n"), "spec", "empty", ""},
 		{"too big", []byte("command: [x]\n#" + strings.Repeat("x", MaxSpecBytes)),
 			"spec", "4194304", ""},
-		{"duplicate field", []byte(`{"command":["x"],"name":"a","name":"b"}`),
+		{"duplicate field", []byte("command: [x]\nname: a\nname: b"),
 			"name", "already defined", ""},
 
 		{"name too long", specOf("name", strings.Repeat("n", MaxNameLen+1)),
@@ -414,7 +414,7 @@ func specRefusals() []refusal {
 		{"too much cpu", specOf("resources", map[string]any{"cpu": 1024.5}),
 			"resources.cpu", "0 to 1024", ""},
 		{"cpu not a number", []byte("command: [x]\nresources: {cpu: .nan}"),
-			"resources.cpu", "0 to 1024", bugNaNCPU},
+			"resources.cpu", "0 to 1024", ""},
 		{"memory unit unknown", []byte("command: [x]\nresources: {memory: 12XB}"),
 			"resources.memory", "12XB", bugValueErrors},
 		{"memory negative", []byte("command: [x]\nresources: {memory: -1}"),
@@ -574,15 +574,13 @@ func TestParseSpecAcceptsJSON(t *testing.T) {
 	}{
 		{"tab indentation", "{\n\t\"command\": [\"a b\"]\n}", "a b", "", ""},
 		{"unicode escape", `{"command": ["caf\u00e9"]}`, "café", "", ""},
-		{"escaped slash", `{"command": ["\/bin\/true"]}`, "/bin/true", "",
-			bugJSONAsYAML},
-		{"surrogate pair", `{"command": ["\ud83d\ude00"]}`, "😀", "",
-			bugJSONAsYAML},
-		{"raw DEL", "{\"command\": [\"a\x7fb\"]}", "a\x7fb", "", bugJSONAsYAML},
-		{"raw NEL", "{\"command\": [\"a\u0085b\"]}", "a\u0085b", "", bugJSONAsYAML},
+		{"escaped slash", `{"command": ["\/bin\/true"]}`, "/bin/true", "", ""},
+		{"surrogate pair", `{"command": ["\ud83d\ude00"]}`, "😀", "", ""},
+		{"raw DEL", "{\"command\": [\"a\x7fb\"]}", "a\x7fb", "", ""},
+		{"raw NEL", "{\"command\": [\"a\u0085b\"]}", "a\u0085b", "", ""},
 		{"big integer in the payload",
 			`{"command": ["x"], "payload": {"n": 12345678901234567890123}}`,
-			"x", `{"n":12345678901234567890123}`, bugJSONNumbers},
+			"x", `{"n":12345678901234567890123}`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.bug != "" {
@@ -616,10 +614,9 @@ func TestParseSpecRoundTrip(t *testing.T) {
 			"\nmount_workdir: /w\nstdin: s\n" +
 			"resources: {cpu: 0.25, memory: 1GB}\npayload: {a: [1]}", ""},
 		{"markup and controls", `command: ["<&>", "a\tb\u2028c\ufeff"]`, ""},
-		{"cpu not a number", "command: [x]\nresources: {cpu: .nan}", bugNaNCPU},
-		{"DEL", `command: ["a\x7fb"]`, bugJSONAsYAML},
-		{"C1 control", `command: ["a\x9fb"]`, bugJSONAsYAML},
-		{"NEL", `command: ["a\Nb"]`, bugJSONAsYAML},
+		{"DEL", `command: ["a\x7fb"]`, ""},
+		{"C1 control", `command: ["a\x9fb"]`, ""},
+		{"NEL", `command: ["a\Nb"]`, ""},
 		{"stdin of markup at its limit", "command: [x]\nstdin: " +
 			strings.Repeat("<", MaxStdinBytes), bugJSONSize},
 	} {

@@ -91,14 +91,16 @@ func (c *Client) Peers(ctx context.Context) ([]scheduler.Announce, error) {
 
 // Submit submits spec and returns the job's ID.
 func (c *Client) Submit(ctx context.Context, spec scheduler.Spec) (string, error) {
-	b, err := json.Marshal(spec)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // keep "<" as one byte, not six
+	if err := enc.Encode(spec); err != nil {
 		return "", err
 	}
 	var out struct {
 		ID string `json:"id"`
 	}
-	return out.ID, c.do(ctx, "POST", "/v1/jobs", bytes.NewReader(b), &out)
+	return out.ID, c.do(ctx, "POST", "/v1/jobs", &buf, &out)
 }
 
 // AddModule uploads a WASM module and returns its reference.
