@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -359,4 +360,86 @@ func (c *cluster) unrecordedRuns(runs map[string][]run, records map[string]jobSt
 	}
 	sort.Strings(out)
 	return out
+}
+
+// TestRecordProblems checks the checker: records that break a guarantee
+// must be named, good ones must pass. It needs no Docker.
+func TestRecordProblems(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	zero, one := 0, 1
+	at := func(n int, state string, code *int) attempt {
+		return attempt{N: n, Peer: "p", State: state, ExitCode: code,
+			Started: t0.Add(time.Duration(n) * time.Second),
+			Ended:   t0.Add(time.Duration(n)*time.Second + 500*time.Millisecond)}
+	}
+	running := func(n int) attempt {
+		a := at(n, "running", nil)
+		a.Ended = time.Time{}
+		return a
+	}
+	tests := []struct {
+		name string
+		st   jobStatus
+		want int // problems found
+	}{
+		{"succeeded after a lost attempt", jobStatus{State: "succeeded", ExitCode: &zero,
+			Attempts: []attempt{at(1, "lost", nil), at(2, "succeeded", &zero)}}, 0},
+		{"failed", jobStatus{State: "failed", ExitCode: &one,
+			Attempts: []attempt{at(1, "failed", &one)}}, 0},
+		{"still running", jobStatus{State: "running",
+			Attempts: []attempt{at(1, "lost", nil), running(2)}}, 1},
+		{"two succeeded attempts", jobStatus{State: "succeeded", ExitCode: &zero,
+			Attempts: []attempt{at(1, "succeeded", &zero), at(2, "succeeded", &zero)}}, 1},
+		{"succeeded, then a failed attempt", jobStatus{State: "succeeded", ExitCode: &zero,
+			Attempts: []attempt{at(1, "succeeded", &zero), at(2, "failed", &one)}}, 1},
+		{"failed after a success", jobStatus{State: "failed", ExitCode: &one,
+			Attempts: []attempt{at(1, "succeeded", &zero), at(2, "failed", &one)}}, 1},
+		{"attempt left running", jobStatus{State: "succeeded", ExitCode: &zero,
+			Attempts: []attempt{running(1), at(2, "succeeded", &zero)}}, 1},
+		{"attempts misnumbered", jobStatus{State: "succeeded", ExitCode: &zero,
+			Attempts: []attempt{at(1, "lost", nil), at(3, "succeeded", &zero)}}, 1},
+		{"succeeded without exit code", jobStatus{State: "succeeded",
+			Attempts: []attempt{at(1, "succeeded", &zero)}}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := recordProblems(tt.st)
+			if len(got) != tt.want {
+				t.Errorf("got %d problems %q, want %d", len(got), got, tt.want)
+			}
+		})
+	}
+}
+
+// TestRunOverlaps checks that copies that ticked side by side are found
+// and that a frozen copy, which did not tick meanwhile, is not.
+func TestRunOverlaps(t *testing.T) {
+	ticks := func(from, to float64) []float64 {
+		var out []float64
+		for v := from; v <= to; v += tickInterval {
+			out = append(out, v)
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		a, b []float64
+		want int
+	}{
+		{"one after the other", ticks(10, 14), ticks(15, 20), 0},
+		{"side by side", ticks(10, 20), ticks(12, 20), 1},
+		{"brief overlap", ticks(10, 13), ticks(12, 20), 0},
+		{"frozen, one tick after the thaw", []float64{10, 10.5, 17}, ticks(12, 18), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			runs := map[string][]run{"j": {
+				{job: "j", attempt: 1, host: "a", ticks: tt.a},
+				{job: "j", attempt: 2, host: "b", ticks: tt.b},
+			}}
+			if got := runOverlaps(runs, lease.Seconds()); len(got) != tt.want {
+				t.Errorf("got %q, want %d overlaps", got, tt.want)
+			}
+		})
+	}
 }
