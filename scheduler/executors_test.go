@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/blixard/blixard/executor"
 	"github.com/blixard/blixard/executor/docker"
@@ -119,7 +120,8 @@ func TestEveryExecutorInOneMesh(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			j := waitJob(t, owner, id)
+			// Compiling a Go-built module takes long under -race.
+			j := waitJobFor(t, owner, id, 5*time.Minute)
 			if j.State != scheduler.Succeeded {
 				t.Fatalf("state = %s (%s), want succeeded", j.State, j.Reason)
 			}

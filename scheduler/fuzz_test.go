@@ -159,6 +159,7 @@ func (h *wireHarness) peer(t testing.TB) *Peer {
 		tasks:   make(map[attemptRef]*task),
 		peers:   make(map[string]*peerState),
 		changed: make(chan struct{}),
+		heard:   make(chan []Event, 16),
 		labels:  map[string]string{"os": "linux", "noop": "true"},
 		execs:   map[string]executor.Executor{},
 		cursors: make(map[string]uint64),
@@ -252,6 +253,10 @@ func call(p *Peer, name, from string, data []byte) ([]byte, error) {
 		return nil, nil
 	case fuzzEvents:
 		p.onEvents(from, data)
+		// What recordLoop does in a running peer.
+		for len(p.heard) > 0 {
+			p.record(<-p.heard)
+		}
 		return nil, nil
 	}
 	return p.handlers[name](context.Background(), from, data)

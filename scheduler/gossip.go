@@ -192,13 +192,14 @@ func (p *Peer) publishLoop() {
 		case ev := <-p.pub:
 			batch = append(batch, ev)
 		}
-		timer := time.After(10 * time.Millisecond)
+		// Take what else is queued now, without waiting: an idle peer
+		// sends at once, a busy one sends batches.
 	collect:
 		for len(batch) < 256 {
 			select {
 			case ev := <-p.pub:
 				batch = append(batch, ev)
-			case <-timer:
+			default:
 				break collect
 			}
 		}
@@ -214,25 +215,44 @@ func (p *Peer) onEvents(from string, data []byte) {
 		p.bad(from, errors.New("bad events"))
 		return
 	}
-	p.record(evs)
+	select {
+	case p.heard <- evs:
+	default: // too much at once: anti-entropy brings the rest
+	}
 	p.checkEpochs(evs)
+	woke := false
 	for _, ev := range evs {
-		if ev.Kind == "submitted" || ev.Kind == "retrying" || ev.Kind == "lost" {
-			p.wakeSteal()
-			p.markOwnerPending(ev.Owner)
-			break
+		if ev.Kind == "submitted" || ev.Kind == "retrying" || ev.Kind == "lost" || ev.Kind == "takeover" {
+			woke = p.markOwnerPending(ev) || woke
 		}
+	}
+	if woke {
+		p.wakeSteal()
 	}
 }
 
-// markOwnerPending notes that owner has pending work before its next
-// announcement says so, so that an idle peer asks at once.
-func (p *Peer) markOwnerPending(owner string) {
+// markOwnerPending notes that an event's owner has work this peer can run,
+// before the owner's next announcement says so, and lifts the steal
+// backoff on that owner, so that an idle peer asks at once.
+func (p *Peer) markOwnerPending(ev Event) bool {
+	cs, err := constraint.ParseAll(ev.Require)
+	if err != nil {
+		return false
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if ps := p.peers[owner]; ps != nil && ps.ann.Pending == 0 {
+	ps := p.peers[ev.Owner]
+	if ps == nil || p.execs[ev.Executor] == nil {
+		return false
+	}
+	if ok, _ := constraint.MatchAll(cs, p.labels); !ok {
+		return false
+	}
+	if ps.ann.Pending == 0 {
 		ps.ann.Pending = 1
 	}
+	delete(p.victims, ev.Owner)
+	return true
 }
 
 // record stores events heard from other peers as job summaries, keeping
@@ -273,6 +293,32 @@ func (p *Peer) record(evs []Event) {
 	p.mu.Lock()
 	p.notifyLocked()
 	p.mu.Unlock()
+}
+
+// recordLoop stores heard events in batches: one durable write for all
+// that arrived within a few milliseconds.
+func (p *Peer) recordLoop() {
+	for {
+		var batch []Event
+		select {
+		case <-p.ctx.Done():
+			return
+		case evs := <-p.heard:
+			batch = append(batch, evs...)
+		}
+		timer := time.NewTimer(5 * time.Millisecond)
+	collect:
+		for len(batch) < 2048 {
+			select {
+			case evs := <-p.heard:
+				batch = append(batch, evs...)
+			case <-timer.C:
+				break collect
+			}
+		}
+		timer.Stop()
+		p.record(batch)
+	}
 }
 
 func eventNewer(a, b Event) bool {

@@ -104,7 +104,12 @@ func (m *mesh) waitConverged() {
 
 func waitJob(t *testing.T, p *scheduler.Peer, id string) *scheduler.Job {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	return waitJobFor(t, p, id, 30*time.Second)
+}
+
+func waitJobFor(t *testing.T, p *scheduler.Peer, id string, d time.Duration) *scheduler.Job {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	j, err := p.Wait(ctx, id)
 	if err != nil {

@@ -111,28 +111,43 @@ func eventOf(j *Job, kind string) Event {
 // replicas before anyone can read the outcome here, so that no survivor
 // of this peer re-runs a job whose outcome a user has seen.
 func (p *Peer) commit(j *Job, kind string) error {
-	ev := eventOf(j, kind)
-	if err := p.saveJob(j, &ev); err != nil && !errors.Is(err, errStaleRecord) {
-		p.log.Error("store job", "job_id", j.ID, "err", err)
+	return p.commitAll([]*Job{j}, kind)
+}
+
+// commitAll is commit for several jobs, in one transaction.
+func (p *Peer) commitAll(jobs []*Job, kind string) error {
+	evs := make([]*Event, len(jobs))
+	for i, j := range jobs {
+		ev := eventOf(j, kind)
+		evs[i] = &ev
+	}
+	if _, err := p.saveJobs(jobs, evs); err != nil {
+		p.log.Error("store jobs", "count", len(jobs), "err", err)
 		return err
 	}
-	if j.State.Terminal() && len(j.Replicas) > 0 {
-		p.replicateWait(j.ID, 5*time.Second)
-	} else {
-		p.markReplicate(j.ID)
+	for _, j := range jobs {
+		if j.State.Terminal() && len(j.Replicas) > 0 {
+			p.replicateWait(j.ID, 5*time.Second)
+		} else {
+			p.markReplicate(j.ID)
+		}
 	}
 	p.mu.Lock()
-	if o := p.owned[j.ID]; o != nil {
-		if o.committed == nil || !o.committed.Newer(j) {
-			o.committed = j
-		}
-		if j.State.Terminal() {
-			delete(p.owned, j.ID)
+	for _, j := range jobs {
+		if o := p.owned[j.ID]; o != nil {
+			if o.committed == nil || !o.committed.Newer(j) {
+				o.committed = j
+			}
+			if j.State.Terminal() {
+				delete(p.owned, j.ID)
+			}
 		}
 	}
 	p.notifyLocked()
 	p.mu.Unlock()
-	p.emit(ev)
+	for _, ev := range evs {
+		p.emit(*ev)
+	}
 	return nil
 }
 
@@ -144,14 +159,18 @@ func (p *Peer) placeLoop() {
 	defer tick.Stop()
 	var lastExplain time.Time
 	for {
+		ticked := false
 		select {
 		case <-p.ctx.Done():
 			return
 		case <-p.kick:
 		case <-tick.C:
+			ticked = true
 		}
 		now := time.Now()
-		p.expireLeases(now)
+		if ticked {
+			p.expireLeases(now)
+		}
 		p.placeLocal(now)
 		if now.Sub(lastExplain) >= time.Second {
 			p.explainPending()
@@ -230,8 +249,10 @@ func (p *Peer) placeLocal(now time.Time) {
 		if len(picked) == 0 {
 			return
 		}
+		if err := p.commitAll(grantJobs(picked), "started"); err != nil {
+			return // the leases expire and the jobs run again
+		}
 		for _, g := range picked {
-			p.commit(g.Job.Clone(), "started")
 			p.startTask(g, p.id, now)
 		}
 	}
@@ -286,6 +307,15 @@ func (p *Peer) pickLocked(of offer, n int, now time.Time, runner string) []grant
 	}
 	p.queue = dedupe(keep)
 	return grants
+}
+
+// grantJobs returns copies of the granted jobs, to commit.
+func grantJobs(gs []grant) []*Job {
+	out := make([]*Job, len(gs))
+	for i, g := range gs {
+		out[i] = g.Job.Clone()
+	}
+	return out
 }
 
 func dedupe(ids []string) []string {
@@ -442,8 +472,8 @@ func (p *Peer) handleSteal(ctx context.Context, from string, b []byte) ([]byte, 
 	grants := p.pickLocked(of, min(req.Free, maxBatch), now, from)
 	p.stats.Granted += uint64(len(grants))
 	p.mu.Unlock()
-	for _, g := range grants {
-		if err := p.commit(g.Job.Clone(), "started"); err != nil {
+	if len(grants) > 0 {
+		if err := p.commitAll(grantJobs(grants), "started"); err != nil {
 			return nil, err
 		}
 	}

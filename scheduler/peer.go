@@ -168,7 +168,8 @@ type Peer struct {
 	annKick   chan struct{} // asks for an announcement soon
 	replKick  chan struct{} // wakes the replication loop
 	handlers  map[string]func(context.Context, string, []byte) ([]byte, error)
-	pub       chan Event // events waiting to be gossiped
+	pub       chan Event   // events waiting to be gossiped
+	heard     chan []Event // events heard, waiting to be stored
 
 	mu        sync.Mutex
 	closed    bool                         // guarded by mu
@@ -250,6 +251,7 @@ func New(ctx context.Context, cfg Config) (*Peer, error) {
 		annKick:   make(chan struct{}, 1),
 		replKick:  make(chan struct{}, 1),
 		pub:       make(chan Event, 4096),
+		heard:     make(chan []Event, 1024),
 		owned:     make(map[string]*owned),
 		tasks:     make(map[attemptRef]*task),
 		peers:     make(map[string]*peerState),
@@ -330,7 +332,7 @@ func (p *Peer) start(ctx context.Context) error {
 	}
 	loops := []func(){
 		p.placeLoop, p.stealLoop, p.heartbeatLoop, p.announceLoop,
-		p.publishLoop, p.antiEntropyLoop, p.replicateLoop, p.takeoverLoop,
+		p.publishLoop, p.recordLoop, p.antiEntropyLoop, p.replicateLoop, p.takeoverLoop,
 	}
 	for _, loop := range loops {
 		p.wg.Add(1)

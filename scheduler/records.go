@@ -69,44 +69,71 @@ type runningRecord struct {
 // appends ev to the change feed when j is owned here. It is durable when
 // it returns.
 func (p *Peer) saveJob(j *Job, ev *Event) error {
-	data := encode(j)
-	var seq uint64
-	if ev != nil && j.Owner == p.id {
-		seq = p.feed.begin()
-		defer p.feed.end(seq)
+	var evs []*Event
+	if ev != nil {
+		evs = []*Event{ev}
 	}
-	return p.db.Update(func(tx *store.Txn) error {
-		old, err := tx.Get(jobKey(j.ID))
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-		case err != nil:
-			return err
-		default:
-			var o Job
-			if decode(old, &o) == nil && (o.Newer(j) || o.State.Terminal() && !j.State.Terminal()) {
-				// A terminal state never moves back, whatever the epoch.
-				return errStaleRecord
+	stale, err := p.saveJobs([]*Job{j}, evs)
+	if err == nil && stale[0] {
+		return errStaleRecord
+	}
+	return err
+}
+
+// saveJobs writes jobs[i] (with event evs[i], when evs is not nil) in one
+// durable transaction, skipping each job the store holds a newer copy
+// of; stale[i] reports those.
+func (p *Peer) saveJobs(jobs []*Job, evs []*Event) (stale []bool, err error) {
+	seqs := make([]uint64, len(jobs))
+	for i, j := range jobs {
+		if evs != nil && evs[i] != nil && j.Owner == p.id {
+			seqs[i] = p.feed.begin()
+			defer p.feed.end(seqs[i])
+		}
+	}
+	err = p.db.Update(func(tx *store.Txn) error {
+		stale = make([]bool, len(jobs))
+		var top uint64
+		for i, j := range jobs {
+			old, err := tx.Get(jobKey(j.ID))
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+			case err != nil:
+				return err
+			default:
+				var o Job
+				if decode(old, &o) == nil && (o.Newer(j) || o.State.Terminal() && !j.State.Terminal()) {
+					// A terminal state never moves back, whatever the epoch.
+					stale[i] = true
+					continue
+				}
 			}
+			if err := tx.Set(jobKey(j.ID), encode(j)); err != nil {
+				return err
+			}
+			if evs == nil || evs[i] == nil {
+				continue
+			}
+			ev := encode(evs[i])
+			if err := tx.Set(summaryKey(j.ID), ev); err != nil {
+				return err
+			}
+			if seqs[i] == 0 {
+				continue
+			}
+			if err := tx.Set(changeKey(seqs[i]), ev); err != nil {
+				return err
+			}
+			top = max(top, seqs[i])
 		}
-		if err := tx.Set(jobKey(j.ID), data); err != nil {
-			return err
-		}
-		if ev == nil {
+		if top == 0 {
 			return nil
-		}
-		if err := tx.Set(summaryKey(j.ID), encode(ev)); err != nil {
-			return err
-		}
-		if seq == 0 {
-			return nil
-		}
-		if err := tx.Set(changeKey(seq), encode(ev)); err != nil {
-			return err
 		}
 		// Saves commit out of order, so the stored number may fall behind
 		// the highest change; loadSeq looks past it.
-		return tx.Set(keySeq, binary.BigEndian.AppendUint64(nil, seq))
+		return tx.Set(keySeq, binary.BigEndian.AppendUint64(nil, top))
 	})
+	return stale, err
 }
 
 // changeFeed numbers this peer's changes. Writes commit out of order, so

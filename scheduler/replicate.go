@@ -190,6 +190,9 @@ func (p *Peer) sendReplicaOutput(replica string, jobs []*Job) error {
 		}
 		n := len(j.Attempts)
 		for _, s := range []byte{Stdout, Stderr} {
+			if length, err := p.outputLength(outKey{j.ID, n, s}); err != nil || length == 0 {
+				continue
+			}
 			var off int64
 			for off < maxReplicatedOutput {
 				resp, err := p.localLogs(j, logsReq{ID: j.ID, Attempt: n, Stream: s, Offset: off, Max: maxChunkBytes})
@@ -229,24 +232,31 @@ func (p *Peer) handleReplicate(ctx context.Context, from string, b []byte) ([]by
 	if err := decode(b, &req); err != nil || len(req.Jobs) > maxBatch {
 		return nil, p.bad(from, errors.New("replicate: bad request"))
 	}
-	var resp replicateResp
-	for _, j := range req.Jobs {
+	evs := make([]*Event, len(req.Jobs))
+	for i, j := range req.Jobs {
 		if j == nil || !validJobID(j.ID) || j.Owner != from {
 			return nil, p.bad(from, errors.New("replicate: bad job"))
 		}
 		p.stepDown(j)
 		ev := eventOf(j, "replica")
-		err := p.saveJob(j, &ev)
-		if errors.Is(err, errStaleRecord) && !j.State.Terminal() {
-			if mine, lerr := p.loadJob(j.ID); lerr == nil && mine.State.Terminal() {
-				resp.Finished = append(resp.Finished, mine)
-			}
+		evs[i] = &ev
+	}
+	stale, err := p.saveJobs(req.Jobs, evs)
+	if err != nil {
+		return nil, err
+	}
+	var resp replicateResp
+	for i, j := range req.Jobs {
+		if !stale[i] {
+			p.holdReplica(j)
 			continue
 		}
-		if err != nil && !errors.Is(err, errStaleRecord) {
-			return nil, err
+		if j.State.Terminal() {
+			continue
 		}
-		p.holdReplica(j)
+		if mine, err := p.loadJob(j.ID); err == nil && mine.State.Terminal() {
+			resp.Finished = append(resp.Finished, mine)
+		}
 	}
 	p.mu.Lock()
 	p.notifyLocked()

@@ -153,9 +153,17 @@ func (p *Peer) execute(t *task) (executor.Result, error) {
 	if err := os.MkdirAll(t.dir, 0o700); err != nil {
 		return executor.Result{ExitCode: executor.ExitNotRun, Reason: "work dir: " + err.Error()}, nil
 	}
+	// A workload that can outlive this process is recorded before it
+	// starts, so that a restart finds it.
 	rec := runningRecord{Ref: t.ref, Owner: t.owner, Executor: spec.Executor, Dir: t.dir}
-	if err := p.db.Put(runningKey(t.ref.Job, t.ref.Attempt), encode(rec)); err != nil {
-		return executor.Result{ExitCode: executor.ExitNotRun, Reason: "store: " + err.Error()}, nil
+	_, reaps := ex.(executor.Reaper)
+	if _, ok := ex.(attemptReaper); ok {
+		reaps = true
+	}
+	if reaps {
+		if err := p.db.Put(runningKey(t.ref.Job, t.ref.Attempt), encode(rec)); err != nil {
+			return executor.Result{ExitCode: executor.ExitNotRun, Reason: "store: " + err.Error()}, nil
+		}
 	}
 	task := executor.Task{
 		JobID:     t.ref.Job,
@@ -172,6 +180,9 @@ func (p *Peer) execute(t *task) (executor.Result, error) {
 		Timeout:   spec.Timeout.D(),
 		Grace:     spec.Grace.D(),
 		Started: func(handle string) {
+			if !reaps {
+				return
+			}
 			rec.Handle = handle
 			if err := p.db.Put(runningKey(t.ref.Job, t.ref.Attempt), encode(rec)); err != nil {
 				p.log.Warn("record running attempt", "job_id", t.ref.Job, "err", err)
@@ -204,8 +215,7 @@ func (p *Peer) finishTask(t *task) {
 	if err := os.RemoveAll(t.dir); err != nil {
 		p.log.Warn("remove work dir", "dir", t.dir, "err", err)
 	}
-	if err := p.db.Delete(runningKey(t.ref.Job, t.ref.Attempt)); err != nil &&
-		!errors.Is(err, store.ErrClosed) {
+	if err := p.forgetRunning(t); err != nil && !errors.Is(err, store.ErrClosed) {
 		p.log.Warn("forget running attempt", "job_id", t.ref.Job, "err", err)
 	}
 	p.mu.Lock()
@@ -213,6 +223,15 @@ func (p *Peer) finishTask(t *task) {
 	p.mu.Unlock()
 	p.wake()
 	p.announceSoon()
+}
+
+// forgetRunning deletes the running record of t, if execute wrote one.
+func (p *Peer) forgetRunning(t *task) error {
+	key := runningKey(t.ref.Job, t.ref.Attempt)
+	if _, err := p.db.Get(key); errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return p.db.Delete(key)
 }
 
 // call sends a request to peer to, or serves it here when to is this

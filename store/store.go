@@ -73,6 +73,10 @@ type Store struct {
 	done      chan struct{}  // closed by Close to stop bg
 	closeOnce sync.Once
 	closeErr  error
+
+	updates    chan *updateReq // Update calls waiting for the committer
+	committer  sync.WaitGroup
+	stopCommit chan struct{} // closed once no Update call is in progress
 }
 
 // Open opens or creates the store that cfg describes, and starts its
@@ -108,7 +112,12 @@ func Open(cfg Config) (*Store, error) {
 		log:      newBadgerLogger(cfg.Logger).log,
 		maxValue: int(cfg.ValueLogFileSize),
 		done:     make(chan struct{}),
+
+		updates:    make(chan *updateReq),
+		stopCommit: make(chan struct{}),
 	}
+	s.committer.Add(1)
+	go s.runCommitter(s.stopCommit)
 	if cfg.InMemory {
 		// Badger accepts a value of exactly the threshold in memory and
 		// then panics looking for its value-log pointer.
@@ -173,6 +182,8 @@ func (s *Store) close() error {
 	close(s.done)
 	s.bg.Wait()
 	s.ops.Wait()
+	close(s.stopCommit)
+	s.committer.Wait()
 
 	err := s.db.Close()
 	if s.lock != nil {
@@ -246,7 +257,13 @@ func (s *Store) Update(fn func(tx *Txn) error) error {
 		return ErrClosed
 	}
 	defer s.ops.Done()
+	r := &updateReq{fn: fn, done: make(chan error, 1)}
+	s.updates <- r
+	return <-r.done
+}
 
+// updateAlone runs fn in a transaction of its own, retrying conflicts.
+func (s *Store) updateAlone(fn func(tx *Txn) error) error {
 	for attempt := 1; ; attempt++ {
 		conflict, err := s.updateOnce(fn)
 		if !conflict {
