@@ -143,6 +143,21 @@ func (p *Peer) learn(a Announce) {
 	}
 }
 
+// silentLocked reports whether member id has gone quiet: connected as far
+// as the network knows, but no announcement for several intervals. A peer
+// that died without closing its connections looks like this until the
+// connection times out. A member not yet heard from is not silent.
+func (p *Peer) silentLocked(id string, now time.Time) bool {
+	ps := p.peers[id]
+	window := max(5*p.cfg.AnnounceInterval, 3*time.Second)
+	return ps != nil && now.Sub(ps.heard) > window
+}
+
+// reachableLocked reports whether id is a member that has not gone quiet.
+func (p *Peer) reachableLocked(id string, now time.Time) bool {
+	return p.tr.IsMember(id) && !p.silentLocked(id, now)
+}
+
 // onMember reacts to peers joining and leaving the mesh.
 func (p *Peer) onMember(id string, up bool) {
 	if !up {

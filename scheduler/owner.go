@@ -127,7 +127,7 @@ func (p *Peer) commitAll(jobs []*Job, kind string) error {
 	}
 	for _, j := range jobs {
 		if j.State.Terminal() && len(j.Replicas) > 0 {
-			p.replicateWait(j.ID, 5*time.Second)
+			p.replicateWait(j.ID, 2*replicaTimeout)
 		} else {
 			p.markReplicate(j.ID)
 		}

@@ -73,13 +73,17 @@ func (p *Peer) replicateOnce() {
 		return
 	}
 	batches := make(map[string][]*Job)
+	now := time.Now()
 	for id := range queued {
 		j, err := p.findLocal(id)
 		if err != nil || j.Owner != p.id {
 			continue
 		}
 		for _, r := range j.Replicas {
-			if p.tr.IsMember(r) {
+			p.mu.Lock()
+			ok := p.reachableLocked(r, now)
+			p.mu.Unlock()
+			if ok {
 				batches[r] = append(batches[r], j)
 			}
 		}
@@ -123,7 +127,7 @@ func (p *Peer) replicateOnce() {
 }
 
 func (p *Peer) sendReplicas(replica string, jobs []*Job) error {
-	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(p.ctx, replicaTimeout)
 	defer cancel()
 	b, err := p.tr.Request(ctx, replica, rpcReplicate, encode(replicateReq{Jobs: jobs}))
 	if err != nil {
@@ -216,6 +220,11 @@ func (p *Peer) sendReplicaOutput(replica string, jobs []*Job) error {
 	}
 	return nil
 }
+
+// replicaTimeout bounds one replication request. It is shorter than the
+// time a runner waits for its result to be acknowledged, so that a replica
+// that died unnoticed delays a result rather than failing it.
+const replicaTimeout = 2 * time.Second
 
 // maxReplicatedOutput bounds how much of one stream a replica gets.
 const maxReplicatedOutput = 16 << 20
@@ -351,7 +360,7 @@ func (p *Peer) takeoverLoop() {
 		seen := make(map[string]bool)
 		for id, h := range p.held {
 			seen[h.owner] = true
-			if p.tr.IsMember(h.owner) {
+			if p.reachableLocked(h.owner, now) {
 				delete(absent, h.owner)
 				continue
 			}
@@ -383,7 +392,7 @@ func (p *Peer) takeoverLoop() {
 // Every peer that holds the list computes the same answer.
 func (p *Peer) successorLocked(h *heldJob) string {
 	for _, r := range h.replicas {
-		if r == p.id || p.tr.IsMember(r) {
+		if r == p.id || p.reachableLocked(r, time.Now()) {
 			return r
 		}
 	}

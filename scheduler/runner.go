@@ -253,7 +253,7 @@ func (p *Peer) report(t *task, req resultReq) {
 	deadline := time.Now().Add(3 * t.lease)
 	backoff := 100 * time.Millisecond
 	for {
-		ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+		ctx, cancel := context.WithTimeout(p.ctx, 3*replicaTimeout)
 		b, err := p.call(ctx, t.owner, rpcResult, encode(req))
 		cancel()
 		if err == nil {
@@ -377,7 +377,7 @@ func (p *Peer) fence(now time.Time) {
 	for _, t := range p.tasks {
 		t.mu.Lock()
 		margin := max(t.lease/10, 100*time.Millisecond)
-		if now.Sub(t.lastAck) > t.lease-margin {
+		if t.stopReason == "" && now.Sub(t.lastAck) > t.lease-margin {
 			late = append(late, t)
 		}
 		t.mu.Unlock()
