@@ -163,7 +163,9 @@ type demoResult struct {
 }
 
 // runDemoJobs submits each part to the peers in turn and collects results.
-func runDemoJobs(ctx context.Context, peers []demoPeer, parts []demo.Part, self string) ([]demoResult, error) {
+func runDemoJobs(
+	ctx context.Context, peers []demoPeer, parts []demo.Part, self string,
+) ([]demoResult, error) {
 	results := make([]demoResult, len(parts))
 	var wg sync.WaitGroup
 	for i, part := range parts {
@@ -218,7 +220,9 @@ func collect(ctx context.Context, p *scheduler.Peer, id string, part demo.Part) 
 	return r
 }
 
-func reportDemo(dir string, parts []demo.Part, peers []demoPeer, results []demoResult, elapsed time.Duration) error {
+func reportDemo(
+	dir string, parts []demo.Part, peers []demoPeer, results []demoResult, elapsed time.Duration,
+) error {
 	names := map[string]string{}
 	for _, dp := range peers {
 		names[dp.p.ID()] = dp.name
@@ -258,9 +262,12 @@ func reportDemo(dir string, parts []demo.Part, peers []demoPeer, results []demoR
 	got, want := demo.Merge(merged), demo.Merge(local)
 	fmt.Println()
 	fmt.Printf("jobs per peer: peer-a %d, peer-b %d, peer-c %d; %d failed; %s\n",
-		perPeer["peer-a"], perPeer["peer-b"], perPeer["peer-c"], failures, elapsed.Round(time.Millisecond))
-	fmt.Printf("mesh result:  %d files, %d lines, %d bytes, digest %s\n", got.Files, got.Lines, got.Bytes, got.Digest)
-	fmt.Printf("local result: %d files, %d lines, %d bytes, digest %s\n", want.Files, want.Lines, want.Bytes, want.Digest)
+		perPeer["peer-a"], perPeer["peer-b"], perPeer["peer-c"], failures,
+		elapsed.Round(time.Millisecond))
+	fmt.Printf("mesh result:  %d files, %d lines, %d bytes, digest %s\n",
+		got.Files, got.Lines, got.Bytes, got.Digest)
+	fmt.Printf("local result: %d files, %d lines, %d bytes, digest %s\n",
+		want.Files, want.Lines, want.Bytes, want.Digest)
 	switch {
 	case failures > 0:
 		return fmt.Errorf("demo: %d of %d jobs failed", failures, len(parts))

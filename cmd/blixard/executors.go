@@ -62,7 +62,9 @@ func checkExecutors(names, plugins []string) error {
 // buildExecutors creates the executors a peer with data dir dir offers.
 // The docker executor labels containers with the peer's ID, so the
 // identity is loaded (or created) first.
-func buildExecutors(dir string, names, plugins []string, log *slog.Logger) ([]executor.Executor, error) {
+func buildExecutors(
+	dir string, names, plugins []string, log *slog.Logger,
+) ([]executor.Executor, error) {
 	if len(names) == 0 {
 		names = defaultExecutors
 	}

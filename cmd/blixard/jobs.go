@@ -19,7 +19,12 @@ import (
 	"github.com/blixard/blixard/scheduler/httpapi"
 )
 
-var outputFlag = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "`FORMAT`: table or json", Value: "table"}
+var outputFlag = &cli.StringFlag{
+	Name:    "output",
+	Aliases: []string{"o"},
+	Usage:   "`FORMAT`: table or json",
+	Value:   "table",
+}
 
 func checkOutput(c *cli.Context) (bool, error) {
 	switch c.String("output") {
@@ -91,7 +96,8 @@ func readSpec(ctx context.Context, api *httpapi.Client, file string) (scheduler.
 			return scheduler.Spec{}, usagef("%s: module: %v", file, err)
 		}
 		if len(mod) > scheduler.MaxModuleBytes {
-			return scheduler.Spec{}, usagef("%s: module: %d bytes, limit %d", file, len(mod), scheduler.MaxModuleBytes)
+			return scheduler.Spec{}, usagef("%s: module: %d bytes, limit %d",
+				file, len(mod), scheduler.MaxModuleBytes)
 		}
 		// Validate everything else before uploading anything.
 		check := spec
@@ -264,7 +270,11 @@ func jobsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "jobs",
 		Usage: "list the jobs the peer knows of, newest first",
-		Flags: []cli.Flag{apiFlag, outputFlag, &cli.IntFlag{Name: "limit", Value: 100, Usage: "show at most `N` jobs"}},
+		Flags: []cli.Flag{
+			apiFlag,
+			outputFlag,
+			&cli.IntFlag{Name: "limit", Value: 100, Usage: "show at most `N` jobs"},
+		},
 		Action: func(c *cli.Context) error {
 			asJSON, err := checkOutput(c)
 			if err != nil {
@@ -292,7 +302,8 @@ func jobsCommand() *cli.Command {
 				if ev.ExitCode != nil {
 					exit = fmt.Sprint(*ev.ExitCode)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", ev.Job, ev.Name, ev.State, short(ev.Peer), exit, ev.Reason)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n",
+					ev.Job, ev.Name, ev.State, short(ev.Peer), exit, ev.Reason)
 			}
 			return w.Flush()
 		},
@@ -304,8 +315,14 @@ func logsCommand() *cli.Command {
 		Name:      "logs",
 		Usage:     "print a job's output, byte for byte (stdout to stdout, stderr to stderr)",
 		ArgsUsage: "JOB",
-		Flags: []cli.Flag{apiFlag,
-			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep printing until the job ends"}},
+		Flags: []cli.Flag{
+			apiFlag,
+			&cli.BoolFlag{
+				Name:    "follow",
+				Aliases: []string{"f"},
+				Usage:   "keep printing until the job ends",
+			},
+		},
 		Action: func(c *cli.Context) error {
 			id, err := oneArg(c, "job ID")
 			if err != nil {
@@ -328,7 +345,10 @@ func waitCommand() *cli.Command {
 		Name:      "wait",
 		Usage:     "wait for a job to end; exit 0 if it succeeded, 1 otherwise",
 		ArgsUsage: "JOB",
-		Flags:     []cli.Flag{apiFlag, &cli.DurationFlag{Name: "timeout", Usage: "give up after this long (0: never)"}},
+		Flags: []cli.Flag{
+			apiFlag,
+			&cli.DurationFlag{Name: "timeout", Usage: "give up after this long (0: never)"},
+		},
 		Action: func(c *cli.Context) error {
 			id, err := oneArg(c, "job ID")
 			if err != nil {

@@ -55,16 +55,37 @@ func peerCommand() *cli.Command {
 		Usage: "run a peer: join a mesh (or start one) and take work",
 		Flags: []cli.Flag{
 			dataDirFlag(),
-			&cli.StringSliceFlag{Name: "listen", Usage: "`MULTIADDR` to listen on (QUIC), repeatable; default every address, random port"},
-			&cli.StringFlag{Name: "join", Usage: "join the mesh of this `TOKEN` (from 'blixard token')", EnvVars: []string{"BLIXARD_JOIN"}},
-			&cli.StringSliceFlag{Name: "bootstrap", Usage: "`MULTIADDR` of a peer (with /p2p/ID) to connect to, repeatable"},
+			&cli.StringSliceFlag{
+				Name:  "listen",
+				Usage: "`MULTIADDR` to listen on (QUIC), repeatable; default every address, random port",
+			},
+			&cli.StringFlag{
+				Name:    "join",
+				Usage:   "join the mesh of this `TOKEN` (from 'blixard token')",
+				EnvVars: []string{"BLIXARD_JOIN"},
+			},
+			&cli.StringSliceFlag{
+				Name:  "bootstrap",
+				Usage: "`MULTIADDR` of a peer (with /p2p/ID) to connect to, repeatable",
+			},
 			&cli.BoolFlag{Name: "no-mdns", Usage: "do not look for peers on the local network"},
 			apiFlag,
-			&cli.StringSliceFlag{Name: "executor", Usage: "executor `NAME` to offer (exec, noop, docker, wasm), repeatable; default all four (docker only while its daemon answers)"},
-			&cli.StringSliceFlag{Name: "plugin", Usage: "offer executor NAME backed by the plugin program at PATH (`NAME=PATH`), repeatable"},
+			&cli.StringSliceFlag{
+				Name: "executor",
+				Usage: "executor `NAME` to offer (exec, noop, docker, wasm), repeatable; " +
+					"default all four (docker only while its daemon answers)",
+			},
+			&cli.StringSliceFlag{
+				Name:  "plugin",
+				Usage: "offer executor NAME backed by the plugin program at PATH (`NAME=PATH`), repeatable",
+			},
 			&cli.StringSliceFlag{Name: "label", Usage: "`KEY=VALUE` label to advertise, repeatable"},
 			&cli.IntFlag{Name: "slots", Usage: "tasks to run at once (default: number of CPUs)"},
-			&cli.DurationFlag{Name: "lease", Usage: "lease a runner holds a job for between heartbeats", Value: scheduler.DefaultLease},
+			&cli.DurationFlag{
+				Name:  "lease",
+				Usage: "lease a runner holds a job for between heartbeats",
+				Value: scheduler.DefaultLease,
+			},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info"},
 		},
 		Action: runPeer,
@@ -185,7 +206,11 @@ func idCommand() *cli.Command {
 		Name:  "id",
 		Usage: "print the peer's ID (from --data-dir, or the running peer at --api)",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "data-dir", Usage: "`DIR` of the peer", EnvVars: []string{"BLIXARD_DATA_DIR"}},
+			&cli.StringFlag{
+				Name:    "data-dir",
+				Usage:   "`DIR` of the peer",
+				EnvVars: []string{"BLIXARD_DATA_DIR"},
+			},
 			apiFlag,
 		},
 		Action: func(c *cli.Context) error {

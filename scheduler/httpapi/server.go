@@ -134,7 +134,8 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, scheduler.MaxSpecBytes+1))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("spec: larger than %d bytes", scheduler.MaxSpecBytes))
+		writeError(w, http.StatusBadRequest,
+			fmt.Errorf("spec: larger than %d bytes", scheduler.MaxSpecBytes))
 		return
 	}
 	spec, err := scheduler.ParseSpec(body)
@@ -194,7 +195,8 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	case "stderr":
 		stream = scheduler.Stderr
 	default:
-		writeError(w, http.StatusBadRequest, fmt.Errorf("stream %q: want stdout or stderr", q.Get("stream")))
+		writeError(w, http.StatusBadRequest,
+			fmt.Errorf("stream %q: want stdout or stderr", q.Get("stream")))
 		return
 	}
 	attempt, _ := strconv.Atoi(q.Get("attempt"))
@@ -241,7 +243,8 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 func (s *Server) module(w http.ResponseWriter, r *http.Request) {
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, scheduler.MaxModuleBytes+1))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("module: larger than %d bytes", scheduler.MaxModuleBytes))
+		writeError(w, http.StatusBadRequest,
+			fmt.Errorf("module: larger than %d bytes", scheduler.MaxModuleBytes))
 		return
 	}
 	ref, err := s.peer.AddModule(data)
