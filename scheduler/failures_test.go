@@ -170,3 +170,43 @@ func TestCancelRemoteJob(t *testing.T) {
 		t.Errorf("state %s, duplicates %d; want cancelled, 0", j.State, j.Duplicates)
 	}
 }
+
+// A replica cut off from the rest of the mesh does not take the job
+// over: it cannot tell a dead owner from its own isolation, and the
+// larger side still runs the job.
+func TestIsolatedReplicaDoesNotTakeOver(t *testing.T) {
+	m := newMesh(t)
+	names := []string{"a", "b", "c", "d"}
+	for _, n := range names {
+		m.add(n, failureConfig(nil))
+	}
+	m.waitConverged()
+	a := m.peers["a"]
+	ctx := context.Background()
+	id, err := a.Submit(ctx, scheduler.Spec{Executor: "noop", Command: []string{"sleep=6s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := a.Job(ctx, id)
+	if err != nil || len(j.Replicas) == 0 {
+		t.Fatalf("job %v, %v; want replicas", j, err)
+	}
+	lone := j.Replicas[0]
+	waitFor(t, 5*time.Second, "the replica to hold a copy", func() bool {
+		evs, err := m.peers[lone].Jobs(ctx, 0)
+		return err == nil && len(evs) == 1 && evs[0].Kind == "replica"
+	})
+	for _, n := range names {
+		if n != lone {
+			m.net.Cut(lone, n)
+		}
+	}
+	time.Sleep(3 * failureConfig(nil).OwnerTimeout)
+	c, err := m.peers[lone].Job(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Owner != "a" || c.Epoch != 1 {
+		t.Errorf("isolated replica %s holds owner %s epoch %d; want a, 1", lone, c.Owner, c.Epoch)
+	}
+}

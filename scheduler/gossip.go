@@ -132,6 +132,7 @@ func (p *Peer) learn(a Announce) {
 		return
 	}
 	p.mu.Lock()
+	p.known[a.Peer] = time.Now()
 	ps := p.peers[a.Peer]
 	fresh := ps == nil || a.Seq > ps.ann.Seq || a.Seq < ps.ann.Seq/2 // a restart resets Seq
 	if fresh {
@@ -151,6 +152,28 @@ func (p *Peer) silentLocked(id string, now time.Time) bool {
 	ps := p.peers[id]
 	window := max(5*p.cfg.AnnounceInterval, 3*time.Second)
 	return ps != nil && now.Sub(ps.heard) > window
+}
+
+// knownWindow is how long a peer that left still counts as part of the
+// mesh when deciding whether this peer is on the larger side of a split.
+const knownWindow = 10 * time.Minute
+
+// majorityLocked reports whether this peer reaches more than half of the
+// peers it has heard from lately, itself included: whether it may be on
+// the larger side of a split. A peer cut off alone never takes jobs over.
+func (p *Peer) majorityLocked(now time.Time) bool {
+	known, live := 1, 1
+	for id, seen := range p.known {
+		if now.Sub(seen) > knownWindow {
+			delete(p.known, id)
+			continue
+		}
+		known++
+		if p.reachableLocked(id, now) {
+			live++
+		}
+	}
+	return 2*live > known
 }
 
 // reachableLocked reports whether id is a member that has not gone quiet.

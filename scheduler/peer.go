@@ -192,6 +192,7 @@ type Peer struct {
 	outLen    map[outKey]int64             // guarded by mu; stored output length per stream
 	repl      map[string][]chan struct{}   // guarded by mu; jobs to send to replicas, and who waits
 	held      map[string]*heldJob          // guarded by mu; unfinished jobs held for other owners
+	known     map[string]time.Time         // guarded by mu; when each peer was last heard
 }
 
 // Stats counts what a peer dropped or refused.
@@ -262,6 +263,7 @@ func New(ctx context.Context, cfg Config) (*Peer, error) {
 		outLen:    make(map[outKey]int64),
 		repl:      make(map[string][]chan struct{}),
 		held:      make(map[string]*heldJob),
+		known:     make(map[string]time.Time),
 		host:      executor.Host(),
 	}
 	if err := p.openDataDir(); err != nil {

@@ -357,6 +357,7 @@ func (p *Peer) takeoverLoop() {
 		now := time.Now()
 		var due []string
 		p.mu.Lock()
+		majority := p.majorityLocked(now)
 		seen := make(map[string]bool)
 		for id, h := range p.held {
 			seen[h.owner] = true
@@ -369,7 +370,7 @@ func (p *Peer) takeoverLoop() {
 				absent[h.owner] = now
 				continue
 			}
-			if now.Sub(since) >= p.cfg.OwnerTimeout && p.successorLocked(h) == p.id {
+			if majority && now.Sub(since) >= p.cfg.OwnerTimeout && p.successorLocked(h) == p.id {
 				due = append(due, id)
 			}
 		}
