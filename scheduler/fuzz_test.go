@@ -160,6 +160,7 @@ func (h *wireHarness) peer(t testing.TB) *Peer {
 		peers:   make(map[string]*peerState),
 		changed: make(chan struct{}),
 		heard:   make(chan []Event, 16),
+		known:   make(map[string]time.Time),
 		labels:  map[string]string{"os": "linux", "noop": "true"},
 		execs:   map[string]executor.Executor{},
 		cursors: make(map[string]uint64),
