@@ -236,7 +236,7 @@ func (p *Peer) overdueLocked(o *owned, now time.Time) bool {
 
 // placeLocal grants owned pending jobs to this peer while it has room.
 func (p *Peer) placeLocal(now time.Time) {
-	for {
+	for ; ; now = time.Now() {
 		p.mu.Lock()
 		free := p.freeSlotsLocked()
 		if free <= 0 {
