@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"time"
 
@@ -138,7 +139,17 @@ func (p *Peer) learn(a Announce) {
 	if fresh {
 		p.peers[a.Peer] = &peerState{ann: a, heard: time.Now()}
 	}
+	moved := fresh && len(a.Addrs) > 0 && !slices.Equal(p.savedAddrs[a.Peer], a.Addrs)
+	if moved {
+		p.savedAddrs[a.Peer] = a.Addrs
+	}
 	p.mu.Unlock()
+	if moved {
+		// Remembered so that a restarted peer can dial its mesh again.
+		if err := p.db.Put(addrsKey(a.Peer), encode(a.Addrs)); err != nil {
+			p.log.Debug("remember peer addresses", "peer", a.Peer, "err", err)
+		}
+	}
 	if fresh && a.Pending > 0 {
 		p.wakeSteal()
 	}

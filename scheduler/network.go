@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 
@@ -49,7 +50,7 @@ func (p *Peer) openNetwork(ctx context.Context) error {
 		}
 		boot = append(boot, *ai)
 	}
-	cfg.Bootstrap = boot
+	cfg.Bootstrap = append(boot, p.rememberedPeers(key)...)
 	if len(p.cfg.Listen) > 0 {
 		cfg.ListenAddrs = nil
 		for i, s := range p.cfg.Listen {
@@ -159,4 +160,35 @@ func (t *p2pTransport) Publish(ctx context.Context, topic string, data []byte) e
 
 func (t *p2pTransport) Subscribe(topic string, h func(from string, data []byte)) error {
 	return t.n.Subscribe(topic, func(from peer.ID, data []byte) { h(from.String(), data) })
+}
+
+// rememberedPeers returns the addresses of the members this peer knew
+// before it stopped, so that a restart finds the mesh again even when
+// every address in the token has changed.
+func (p *Peer) rememberedPeers(self crypto.PrivKey) []peer.AddrInfo {
+	me, _ := peer.IDFromPrivateKey(self)
+	var out []peer.AddrInfo
+	_ = p.db.Scan(prefixAddrs, func(k, v []byte) error {
+		var addrs []string
+		if decode(v, &addrs) != nil {
+			return nil
+		}
+		var mas []multiaddr.Multiaddr
+		for _, a := range addrs {
+			if ma, err := multiaddr.NewMultiaddr(a); err == nil {
+				mas = append(mas, ma)
+			}
+		}
+		infos, err := peer.AddrInfosFromP2pAddrs(mas...)
+		if err != nil {
+			return nil
+		}
+		for _, ai := range infos {
+			if ai.ID != me {
+				out = append(out, ai)
+			}
+		}
+		return nil
+	})
+	return out
 }

@@ -171,28 +171,29 @@ type Peer struct {
 	pub       chan Event   // events waiting to be gossiped
 	heard     chan []Event // events heard, waiting to be stored
 
-	mu        sync.Mutex
-	closed    bool                         // guarded by mu
-	owned     map[string]*owned            // guarded by mu; jobs owned here
-	queue     []string                     // guarded by mu; owned job IDs in submission order
-	tasks     map[attemptRef]*task         // guarded by mu; attempts running here
-	reserved  int                          // guarded by mu; slots held for steals in flight
-	peers     map[string]*peerState        // guarded by mu; other members
-	changed   chan struct{}                // guarded by mu; closed on any job change
-	labels    map[string]string            // guarded by mu; advertised labels
-	executors []ExecutorInfo               // guarded by mu; executors that probed fine
-	execs     map[string]executor.Executor // guarded by mu; the same, by name
-	annSeq    uint64                       // guarded by mu
-	cursors   map[string]uint64            // guarded by mu; anti-entropy position per owner
-	draining  bool                         // guarded by mu
-	victims   map[string]victimBackoff     // guarded by mu; steal backoff per owner
-	modules   map[string]*sync.Mutex       // guarded by mu; module fetches in flight
-	stats     Stats                        // guarded by mu
-	lastAnn   time.Time                    // guarded by mu
-	outLen    map[outKey]int64             // guarded by mu; stored output length per stream
-	repl      map[string][]chan struct{}   // guarded by mu; jobs to send to replicas, and who waits
-	held      map[string]*heldJob          // guarded by mu; unfinished jobs held for other owners
-	known     map[string]time.Time         // guarded by mu; when each peer was last heard
+	mu         sync.Mutex
+	closed     bool                         // guarded by mu
+	owned      map[string]*owned            // guarded by mu; jobs owned here
+	queue      []string                     // guarded by mu; owned job IDs in submission order
+	tasks      map[attemptRef]*task         // guarded by mu; attempts running here
+	reserved   int                          // guarded by mu; slots held for steals in flight
+	peers      map[string]*peerState        // guarded by mu; other members
+	changed    chan struct{}                // guarded by mu; closed on any job change
+	labels     map[string]string            // guarded by mu; advertised labels
+	executors  []ExecutorInfo               // guarded by mu; executors that probed fine
+	execs      map[string]executor.Executor // guarded by mu; the same, by name
+	annSeq     uint64                       // guarded by mu
+	cursors    map[string]uint64            // guarded by mu; anti-entropy position per owner
+	draining   bool                         // guarded by mu
+	victims    map[string]victimBackoff     // guarded by mu; steal backoff per owner
+	modules    map[string]*sync.Mutex       // guarded by mu; module fetches in flight
+	stats      Stats                        // guarded by mu
+	lastAnn    time.Time                    // guarded by mu
+	outLen     map[outKey]int64             // guarded by mu; stored output length per stream
+	repl       map[string][]chan struct{}   // guarded by mu; jobs to send to replicas, and who waits
+	held       map[string]*heldJob          // guarded by mu; unfinished jobs held for other owners
+	known      map[string]time.Time         // guarded by mu; when each peer was last heard
+	savedAddrs map[string][]string          // guarded by mu; addresses stored per peer
 }
 
 // Stats counts what a peer dropped or refused.
@@ -245,26 +246,27 @@ func New(ctx context.Context, cfg Config) (*Peer, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	p := &Peer{
-		cfg:       cfg,
-		log:       log.With("component", "scheduler"),
-		kick:      make(chan struct{}, 1),
-		stealKick: make(chan struct{}, 1),
-		annKick:   make(chan struct{}, 1),
-		replKick:  make(chan struct{}, 1),
-		pub:       make(chan Event, 4096),
-		heard:     make(chan []Event, 1024),
-		owned:     make(map[string]*owned),
-		tasks:     make(map[attemptRef]*task),
-		peers:     make(map[string]*peerState),
-		changed:   make(chan struct{}),
-		cursors:   make(map[string]uint64),
-		victims:   make(map[string]victimBackoff),
-		modules:   make(map[string]*sync.Mutex),
-		outLen:    make(map[outKey]int64),
-		repl:      make(map[string][]chan struct{}),
-		held:      make(map[string]*heldJob),
-		known:     make(map[string]time.Time),
-		host:      executor.Host(),
+		cfg:        cfg,
+		log:        log.With("component", "scheduler"),
+		kick:       make(chan struct{}, 1),
+		stealKick:  make(chan struct{}, 1),
+		annKick:    make(chan struct{}, 1),
+		replKick:   make(chan struct{}, 1),
+		pub:        make(chan Event, 4096),
+		heard:      make(chan []Event, 1024),
+		owned:      make(map[string]*owned),
+		tasks:      make(map[attemptRef]*task),
+		peers:      make(map[string]*peerState),
+		changed:    make(chan struct{}),
+		cursors:    make(map[string]uint64),
+		victims:    make(map[string]victimBackoff),
+		modules:    make(map[string]*sync.Mutex),
+		outLen:     make(map[outKey]int64),
+		repl:       make(map[string][]chan struct{}),
+		held:       make(map[string]*heldJob),
+		known:      make(map[string]time.Time),
+		savedAddrs: make(map[string][]string),
+		host:       executor.Host(),
 	}
 	if err := p.openDataDir(); err != nil {
 		return nil, err

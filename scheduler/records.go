@@ -18,6 +18,7 @@ import (
 //	o/<job>/<attempt 4>/<stream 1>/<off 8> output chunk
 //	r/<job>/<attempt 4>                   attempt running here, to reap after a crash
 //	m/<sha256 hex>                        WASM module bytes
+//	a/<peer>                              a member's last announced addresses
 //	meta/seq                              last change-feed sequence number
 var (
 	prefixJob     = []byte("j/")
@@ -26,12 +27,14 @@ var (
 	prefixOutput  = []byte("o/")
 	prefixRunning = []byte("r/")
 	prefixModule  = []byte("m/")
+	prefixAddrs   = []byte("a/")
 	keySeq        = []byte("meta/seq")
 )
 
 func jobKey(id string) []byte     { return append(append([]byte{}, prefixJob...), id...) }
 func summaryKey(id string) []byte { return append(append([]byte{}, prefixSummary...), id...) }
 func moduleKey(h string) []byte   { return append(append([]byte{}, prefixModule...), h...) }
+func addrsKey(id string) []byte   { return append(append([]byte{}, prefixAddrs...), id...) }
 
 func changeKey(seq uint64) []byte {
 	k := append([]byte{}, prefixChange...)

@@ -357,7 +357,14 @@ func (p *Peer) takeoverLoop() {
 		now := time.Now()
 		var due []string
 		p.mu.Lock()
-		majority := p.majorityLocked(now)
+		if !p.majorityLocked(now) {
+			// Cut off from most of the mesh, this peer cannot tell a dead
+			// owner from its own isolation: judge again from scratch once
+			// it is back with the others.
+			p.mu.Unlock()
+			clear(absent)
+			continue
+		}
 		seen := make(map[string]bool)
 		for id, h := range p.held {
 			seen[h.owner] = true
@@ -370,7 +377,7 @@ func (p *Peer) takeoverLoop() {
 				absent[h.owner] = now
 				continue
 			}
-			if majority && now.Sub(since) >= p.cfg.OwnerTimeout && p.successorLocked(h) == p.id {
+			if now.Sub(since) >= p.cfg.OwnerTimeout && p.successorLocked(h) == p.id {
 				due = append(due, id)
 			}
 		}

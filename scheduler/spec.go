@@ -36,7 +36,8 @@ const (
 	MaxStdinBytes   = 1 << 20
 	MaxImageLen     = 512
 	MaxWorkdirLen   = 1024
-	MaxModuleBytes  = 64 << 20
+	MaxModuleBytes  = 12 << 20
+	MaxPayloadDepth = 512
 )
 
 // DefaultBackoff is the delay before the first retry when a spec sets
@@ -477,6 +478,9 @@ func (s *Spec) validateData() error {
 	if len(s.Payload) > 0 && !json.Valid(s.Payload) {
 		return errors.New("payload: not valid JSON")
 	}
+	if d := jsonDepth(s.Payload); d > MaxPayloadDepth {
+		return fmt.Errorf("payload: nested %d levels deep, limit %d", d, MaxPayloadDepth)
+	}
 	if len(s.Stdin) > MaxStdinBytes {
 		return fmt.Errorf("stdin: %d bytes, limit %d", len(s.Stdin), MaxStdinBytes)
 	}
@@ -506,3 +510,25 @@ func (e *SpecError) Error() string { return e.Err.Error() }
 
 // Unwrap returns the validation error.
 func (e *SpecError) Unwrap() error { return e.Err }
+
+// jsonDepth returns how deeply arrays and objects nest in valid JSON.
+func jsonDepth(b []byte) int {
+	depth, deepest, inString, escaped := 0, 0, false, false
+	for _, c := range b {
+		switch {
+		case escaped:
+			escaped = false
+		case inString:
+			escaped = c == '\\'
+			inString = c != '"'
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			depth++
+			deepest = max(deepest, depth)
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return deepest
+}

@@ -74,11 +74,14 @@ func submitCommand() *cli.Command {
 func readSpec(ctx context.Context, api *httpapi.Client, file string) (scheduler.Spec, error) {
 	var data []byte
 	var err error
-	if file == "-" {
-		data, err = io.ReadAll(io.LimitReader(os.Stdin, scheduler.MaxSpecBytes+1))
-	} else {
-		data, err = os.ReadFile(file)
+	in := os.Stdin
+	if file != "-" {
+		if in, err = os.Open(file); err != nil {
+			return scheduler.Spec{}, usagef("read spec: %v", err)
+		}
+		defer in.Close()
 	}
+	data, err = io.ReadAll(io.LimitReader(in, scheduler.MaxSpecBytes+1))
 	if err != nil {
 		return scheduler.Spec{}, usagef("read spec: %v", err)
 	}
@@ -151,6 +154,8 @@ func runCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			// The job outlives this command: say how to find it.
+			fmt.Fprintf(os.Stderr, "blixard: job %s\n", id)
 			st, err := followJob(c.Context, api, id)
 			if err != nil {
 				return err

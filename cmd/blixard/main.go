@@ -63,7 +63,7 @@ func run(args []string) int {
 }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:  "blixard",
 		Usage: "run jobs on a mesh of equal peers",
 		Description: "Every machine runs 'blixard peer'. Peers find each other, advertise " +
@@ -87,11 +87,23 @@ func newApp() *cli.App {
 			demoCommand(),
 			scanCommand(),
 		},
-		OnUsageError: func(c *cli.Context, err error, sub bool) error {
-			return usageError{err}
+		OnUsageError: onUsageError,
+		CommandNotFound: func(c *cli.Context, name string) {
+			fmt.Fprintf(os.Stderr, "blixard: unknown command %q; see 'blixard --help'\n", name)
+			os.Exit(exitUsage)
 		},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
+	for _, cmd := range app.Commands {
+		cmd.OnUsageError = onUsageError
+	}
+	return app
+}
+
+// onUsageError turns a flag the CLI library could not parse into a
+// one-line usage error.
+func onUsageError(c *cli.Context, err error, sub bool) error {
+	return usageError{err}
 }
 
 // flagsFirst moves a subcommand's flags in front of its arguments, so that

@@ -108,18 +108,20 @@ func runPeer(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	apiAddr := c.String("api")
+	// Hold the API port first: a peer that cannot serve its API should
+	// not have created a mesh.
+	ln, err := httpapi.Bind(c.String("api"), false)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	p, err := scheduler.New(ctx, cfg)
 	if err != nil {
+		ln.Close()
 		return err
 	}
-	srv, err := httpapi.Listen(p, apiAddr, false, log)
-	if err != nil {
-		p.Close()
-		return err
-	}
+	srv := httpapi.Serve(p, ln, log)
 	os.WriteFile(filepath.Join(cfg.DataDir, "api.addr"), []byte(srv.Addr()+"\n"), 0o600)
 	log.Info("peer ready", "peer", p.ID(), "api", srv.Addr(), "addrs", strings.Join(p.Addrs(), " "))
 	if cfg.Join == "" {
@@ -149,6 +151,9 @@ func peerConfig(c *cli.Context, log *slog.Logger) (scheduler.Config, error) {
 	for _, s := range c.StringSlice("listen") {
 		if _, err := multiaddr.NewMultiaddr(s); err != nil {
 			return cfg, usagef("--listen %q: %v", s, err)
+		}
+		if !strings.HasSuffix(s, "/quic-v1") || !strings.Contains(s, "/udp/") {
+			return cfg, usagef("--listen %q: want a QUIC address such as /ip4/0.0.0.0/udp/4001/quic-v1", s)
 		}
 		cfg.Listen = append(cfg.Listen, s)
 	}
