@@ -46,6 +46,16 @@ type Server struct {
 // refuses addresses that are not loopback unless public is set: the API
 // has no authentication of its own.
 func Listen(peer *scheduler.Peer, addr string, public bool, log *slog.Logger) (*Server, error) {
+	ln, err := Bind(addr, public)
+	if err != nil {
+		return nil, err
+	}
+	return Serve(peer, ln, log), nil
+}
+
+// Bind checks addr as CheckAddr does and listens on it, so that a caller
+// can hold the port before it starts a peer.
+func Bind(addr string, public bool) (net.Listener, error) {
 	if err := CheckAddr(addr, public); err != nil {
 		return nil, fmt.Errorf("api address %w", err)
 	}
@@ -53,6 +63,11 @@ func Listen(peer *scheduler.Peer, addr string, public bool, log *slog.Logger) (*
 	if err != nil {
 		return nil, fmt.Errorf("api: listen %s: %w", addr, err)
 	}
+	return ln, nil
+}
+
+// Serve serves peer's API on ln until Close.
+func Serve(peer *scheduler.Peer, ln net.Listener, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -63,7 +78,7 @@ func Listen(peer *scheduler.Peer, addr string, public bool, log *slog.Logger) (*
 			s.log.Error("api stopped", "err", err)
 		}
 	}()
-	return s, nil
+	return s
 }
 
 // CheckAddr validates an API address: host:port, and on loopback unless
