@@ -60,7 +60,12 @@ func (d *Docker) begin(ctx context.Context, log *slog.Logger, id string,
 	a.stopWait = cancel
 	a.exited = d.waitExit(waitCtx, id)
 
-	if _, err := d.cli.ContainerStart(ctx, id,
+	// A cancel that lands while the daemon starts the container must not
+	// abandon the start half done: finish it, and let supervise stop the
+	// container as for any cancel.
+	startCtx, cancelStart := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancelStart()
+	if _, err := d.cli.ContainerStart(startCtx, id,
 		client.ContainerStartOptions{}); err != nil {
 		a.close()
 		return nil, fmt.Errorf("start container: %w", unavailable(err))
