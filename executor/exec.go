@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -223,21 +224,23 @@ func exitResult(code int) Result {
 	return Result{ExitCode: code, Reason: "exit status " + strconv.Itoa(code)}
 }
 
-// outputs returns the writers a task's stdout and stderr go to: each
-// holds its writes until open is closed, and one shared writer stands for
-// both when stdout and stderr are the same writer, so it is never called
-// concurrently.
-func outputs(stdout, stderr io.Writer, open <-chan struct{}) (
-	out, errw *gatedWriter) {
+// GateOutputs returns the writers a task's stdout and stderr go to, for
+// an adapter that runs the task with os/exec: each holds its writes until
+// open is closed, and one shared writer stands for both when stdout and
+// stderr are the same writer, so it is never called concurrently. A nil
+// stdout or stderr gives a nil writer, which the caller leaves unset on
+// the command.
+func GateOutputs(stdout, stderr io.Writer, open <-chan struct{}) (
+	out, errw *GatedWriter) {
 	if stdout != nil {
-		out = &gatedWriter{w: stdout, open: open}
+		out = &GatedWriter{w: stdout, open: open}
 	}
 	switch {
 	case stderr == nil:
 	case stdout != nil && sameWriter(stdout, stderr):
 		errw = out
 	default:
-		errw = &gatedWriter{w: stderr, open: open}
+		errw = &GatedWriter{w: stderr, open: open}
 	}
 	return out, errw
 }
@@ -252,50 +255,80 @@ func sameWriter(a, b io.Writer) (same bool) {
 	return a == b
 }
 
-// maxHandleLen bounds the length of a handle Reap accepts.
+// maxHandleLen bounds the length of a handle ParseProcHandle accepts.
 const maxHandleLen = 64
 
-// procHandle names one process group leader that Run started: its pid,
-// its process group and its start time in clock ticks after boot (field
-// 22 of /proc/PID/stat), which tells it apart from a later process that
-// reuses the pid.
-type procHandle struct {
-	pid   int
-	pgid  int
-	start uint64
+// ProcHandle names one process group leader that an adapter started: its
+// pid, its process group and its start time in clock ticks after boot
+// (field 22 of /proc/PID/stat), which tells it apart from a later process
+// that reuses the pid. Kind names the adapter, "exec" for [Exec].
+//
+// Its text form, made by String and read by ParseProcHandle, is
+// "KIND:PID:PGID:START". Adapters pass it to Task.Started and it is stored
+// on disk, so the format must not change.
+type ProcHandle struct {
+	Kind  string
+	PID   int
+	PGID  int
+	Start uint64
 }
 
-// String formats h as "exec:PID:PGID:START".
-func (h procHandle) String() string {
-	return fmt.Sprintf("exec:%d:%d:%d", h.pid, h.pgid, h.start)
+// String formats h as "KIND:PID:PGID:START".
+func (h ProcHandle) String() string {
+	return fmt.Sprintf("%s:%d:%d:%d", h.Kind, h.PID, h.PGID, h.Start)
 }
 
-// parseHandle parses a handle made by procHandle.String. It refuses pids
-// and groups below 2, which signals would turn into "every process" or
-// "init".
-func parseHandle(s string) (procHandle, error) {
-	bad := func(why string) (procHandle, error) {
+// ParseProcHandle parses a handle of the given kind made by
+// ProcHandle.String. It refuses handles longer than 64 bytes, handles of
+// another kind, and pids and groups below 2, which signals would turn
+// into "every process" or "init". Its errors start with kind.
+func ParseProcHandle(kind, s string) (ProcHandle, error) {
+	bad := func(why string) (ProcHandle, error) {
 		if len(s) > maxHandleLen {
 			s = s[:maxHandleLen] + "..."
 		}
-		return procHandle{}, fmt.Errorf("exec: handle %q: %s", s, why)
+		return ProcHandle{}, fmt.Errorf("%s: handle %q: %s", kind, s, why)
 	}
 	if len(s) > maxHandleLen {
 		return bad(fmt.Sprintf("longer than %d bytes", maxHandleLen))
 	}
-	rest, ok := strings.CutPrefix(s, "exec:")
+	format := kind + ":PID:PGID:START"
+	rest, ok := strings.CutPrefix(s, kind+":")
 	parts := strings.Split(rest, ":")
 	if !ok || len(parts) != 3 {
-		return bad("want exec:PID:PGID:START")
+		return bad("want " + format)
 	}
 	pid, err1 := strconv.Atoi(parts[0])
 	pgid, err2 := strconv.Atoi(parts[1])
 	start, err3 := strconv.ParseUint(parts[2], 10, 64)
 	if err := errors.Join(err1, err2, err3); err != nil {
-		return bad("want exec:PID:PGID:START with decimal numbers")
+		return bad("want " + format + " with decimal numbers")
 	}
 	if pid < 2 || pgid < 2 {
 		return bad("pid and pgid must be at least 2")
 	}
-	return procHandle{pid: pid, pgid: pgid, start: start}, nil
+	return ProcHandle{Kind: kind, PID: pid, PGID: pgid, Start: start}, nil
+}
+
+// ProcStat holds the fields of /proc/PID/stat, read by ReadProcStat,
+// that tell whether a process runs and which process a pid names.
+type ProcStat struct {
+	State byte   // field 3: R, S, D, Z, ...
+	Start uint64 // field 22: start time in clock ticks after boot
+}
+
+// WaitResult returns the Result of a process that ended with ws: exit
+// code and "exit status N" for one that exited with N other than 0, 128
+// plus the signal and "killed by signal N (NAME)" for one a signal
+// killed, and the zero Result for a clean exit.
+func WaitResult(ws syscall.WaitStatus) Result {
+	if ws.Signaled() {
+		sig := ws.Signal()
+		return Result{
+			ExitCode: 128 + int(sig),
+			Reason: fmt.Sprintf("killed by signal %d (%s)",
+				int(sig), sig.String()),
+		}
+	}
+	return exitResult(ws.ExitStatus())
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,7 +29,7 @@ const killWait = 5 * time.Second
 // Probe reports that exec can run tasks: it needs only /proc, which it
 // reads to tell processes apart. It does not block.
 func (e *Exec) Probe(ctx context.Context) (Info, error) {
-	if _, err := readStat(os.Getpid()); err != nil {
+	if _, err := ReadProcStat(os.Getpid()); err != nil {
 		return Info{}, fmt.Errorf("exec: read /proc: %w: %w",
 			err, ErrUnavailable)
 	}
@@ -54,7 +55,7 @@ func (e *Exec) Run(ctx context.Context, t Task) (Result, error) {
 		return notRun(err)
 	}
 	open := make(chan struct{})
-	out, errw := outputs(t.Stdout, t.Stderr, open)
+	out, errw := GateOutputs(t.Stdout, t.Stderr, open)
 	if out != nil {
 		cmd.Stdout = out
 	}
@@ -66,18 +67,19 @@ func (e *Exec) Run(ctx context.Context, t Task) (Result, error) {
 	}
 
 	pid := cmd.Process.Pid
-	st, err := readStat(pid)
+	st, err := ReadProcStat(pid)
 	if err != nil {
 		// Not yet waited for, the process is at least a zombie, so this
 		// means /proc is unusable and a handle could not be trusted.
-		_ = killGroup(pid, syscall.SIGKILL)
+		_ = KillGroup(pid, syscall.SIGKILL)
 		close(open)
 		_ = cmd.Wait()
 		return notRun(fmt.Errorf("%q: read start time: %w",
 			t.Command[0], err))
 	}
 	if t.Started != nil {
-		t.Started(procHandle{pid: pid, pgid: pid, start: st.start}.String())
+		t.Started(ProcHandle{Kind: "exec", PID: pid, PGID: pid,
+			Start: st.Start}.String())
 	}
 	close(open)
 	e.log.Debug("task started", "job_id", t.JobID, "attempt", t.Attempt,
@@ -91,6 +93,28 @@ func (e *Exec) Run(ctx context.Context, t Task) (Result, error) {
 // t's timeout passes or ctx is done first. It leaves the process a zombie,
 // so that its pid, and with it the group id, cannot be reused yet.
 func (e *Exec) await(ctx context.Context, t Task, pid int) stopReason {
+	grace := t.Grace
+	if grace <= 0 {
+		grace = DefaultGrace
+	}
+	switch stopped, timedOut := AwaitGroup(ctx, t, pid, grace, e.log); {
+	case !stopped:
+		return stopNone
+	case timedOut:
+		return stopTimeout
+	}
+	return stopCancel
+}
+
+// AwaitGroup blocks until the child pid, which leads its own process
+// group and runs t, has exited. If t.Timeout, when positive, passes or
+// ctx is done first, it logs that at Debug level to log and stops the
+// group: SIGTERM, then SIGKILL if pid still runs after grace. It leaves
+// the process a zombie for the caller to wait for, so that its pid, and
+// with it the group id, cannot be reused yet. It reports whether it
+// stopped the group and, if so, whether the timeout was the cause.
+func AwaitGroup(ctx context.Context, t Task, pid int, grace time.Duration,
+	log *slog.Logger) (stopped, timedOut bool) {
 	exited := make(chan struct{})
 	go func() {
 		defer close(exited)
@@ -103,40 +127,34 @@ func (e *Exec) await(ctx context.Context, t Task, pid int) stopReason {
 		defer timer.Stop()
 		expired = timer.C
 	}
-	var reason stopReason
 	select {
 	case <-exited:
-		return stopNone
+		return false, false
 	case <-expired:
-		reason = stopTimeout
+		timedOut = true
 	case <-ctx.Done():
-		reason = stopCancel
 	}
 
-	grace := t.Grace
-	if grace <= 0 {
-		grace = DefaultGrace
-	}
-	e.log.Debug("stopping task", "job_id", t.JobID, "attempt", t.Attempt,
-		"pid", pid, "timed_out", reason == stopTimeout)
-	_ = killGroup(pid, syscall.SIGTERM)
+	log.Debug("stopping task", "job_id", t.JobID, "attempt", t.Attempt,
+		"pid", pid, "timed_out", timedOut)
+	_ = KillGroup(pid, syscall.SIGTERM)
 	timer := time.NewTimer(grace)
 	defer timer.Stop()
 	select {
 	case <-exited:
 	case <-timer.C:
-		_ = killGroup(pid, syscall.SIGKILL)
+		_ = KillGroup(pid, syscall.SIGKILL)
 		<-exited
 	}
-	return reason
+	return true, timedOut
 }
 
 // finish kills what is left of the task's process group, reaps the
 // process and turns its end into a Result.
 func (e *Exec) finish(t Task, cmd *exec.Cmd, reason stopReason,
-	out, errw *gatedWriter) (Result, error) {
+	out, errw *GatedWriter) (Result, error) {
 	pid := cmd.Process.Pid
-	_ = killGroup(pid, syscall.SIGKILL)
+	_ = KillGroup(pid, syscall.SIGKILL)
 	werr := cmd.Wait()
 	if cmd.ProcessState == nil {
 		err := fmt.Errorf("wait for pid %d: %w", pid, werr)
@@ -147,7 +165,7 @@ func (e *Exec) finish(t Task, cmd *exec.Cmd, reason stopReason,
 			"group ended; closed it", "job_id", t.JobID,
 			"attempt", t.Attempt, "pid", pid)
 	}
-	for _, w := range []*gatedWriter{out, errw} {
+	for _, w := range []*GatedWriter{out, errw} {
 		if err := w.Err(); err != nil {
 			e.log.Warn("task output lost", "job_id", t.JobID,
 				"attempt", t.Attempt, "err", err)
@@ -155,7 +173,7 @@ func (e *Exec) finish(t Task, cmd *exec.Cmd, reason stopReason,
 	}
 
 	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
-	res := waitResult(ws)
+	res := WaitResult(ws)
 	if r, ok := stoppedResult(reason, t.Timeout); ok {
 		res = r
 	}
@@ -193,19 +211,6 @@ func (e *Exec) prepare(t Task) (*exec.Cmd, error) {
 	}, nil
 }
 
-// waitResult returns the Result of a process that ended with ws.
-func waitResult(ws syscall.WaitStatus) Result {
-	if ws.Signaled() {
-		sig := ws.Signal()
-		return Result{
-			ExitCode: 128 + int(sig),
-			Reason: fmt.Sprintf("killed by signal %d (%s)",
-				int(sig), sig.String()),
-		}
-	}
-	return exitResult(ws.ExitStatus())
-}
-
 // waitExited blocks until the child pid has exited, without reaping it.
 func waitExited(pid int) {
 	var info unix.Siginfo
@@ -218,9 +223,9 @@ func waitExited(pid int) {
 	}
 }
 
-// killGroup sends sig to every process in group pgid. A group that no
+// KillGroup sends sig to every process in group pgid. A group that no
 // longer exists is not an error.
-func killGroup(pgid int, sig syscall.Signal) error {
+func KillGroup(pgid int, sig syscall.Signal) error {
 	err := syscall.Kill(-pgid, sig)
 	if err == nil || errors.Is(err, syscall.ESRCH) {
 		return nil
@@ -236,79 +241,97 @@ func killGroup(pgid int, sig syscall.Signal) error {
 // parent, count as gone. A malformed handle is an error. Cancelling ctx
 // skips the rest of the grace period.
 func (e *Exec) Reap(ctx context.Context, handle string) error {
-	h, err := parseHandle(handle)
+	h, err := ParseProcHandle("exec", handle)
 	if err != nil {
 		return err
 	}
-	if h.pid == os.Getpid() || h.pgid == syscall.Getpgrp() {
-		return fmt.Errorf("exec: handle %q names this peer's own process "+
-			"group", handle)
-	}
-	live, err := h.live()
+	live, err := h.Reapable()
 	if err != nil || !live {
 		return err
 	}
+	e.log.Info("reaping task process left from before", "pid", h.PID,
+		"pgid", h.PGID)
+	return ReapProcess(ctx, h, e.reapGrace)
+}
 
-	e.log.Info("reaping task process left from before", "pid", h.pid,
-		"pgid", h.pgid)
+// Reapable reports whether h's process still runs, as Live does, for a
+// caller about to end it with ReapProcess. It refuses, with an error, a
+// handle that names the calling process or its process group.
+func (h ProcHandle) Reapable() (bool, error) {
+	if h.PID == os.Getpid() || h.PGID == syscall.Getpgrp() {
+		return false, fmt.Errorf("%s: handle %q names this peer's own "+
+			"process group", h.Kind, h.String())
+	}
+	return h.Live()
+}
+
+// ReapProcess ends the process group of h, whose leader the caller has
+// found live with Reapable: it sends SIGTERM to the group and to the
+// leader, in case the leader left the group, then SIGKILL if the leader
+// still runs after grace. It blocks until the leader has exited, then
+// kills anything left in its group. Cancelling ctx skips the rest of the
+// grace period. ReapProcess returns an error if a signal cannot be sent
+// or if the leader still runs 5 seconds after SIGKILL.
+func ReapProcess(ctx context.Context, h ProcHandle, grace time.Duration) error {
 	if err := h.signal(syscall.SIGTERM); err != nil {
 		return fmt.Errorf("reap: %w", err)
 	}
-	if !h.waitGone(ctx, e.reapGrace) {
+	if !h.waitGone(ctx, grace) {
 		if err := h.signal(syscall.SIGKILL); err != nil {
 			return fmt.Errorf("reap: %w", err)
 		}
 		if !h.waitGone(context.WithoutCancel(ctx), killWait) {
 			return fmt.Errorf("reap: pid %d still runs %s after SIGKILL",
-				h.pid, killWait)
+				h.PID, killWait)
 		}
 	}
-	if h.groupHeld() {
-		return killGroup(h.pgid, syscall.SIGKILL)
+	if h.GroupHeld() {
+		return KillGroup(h.PGID, syscall.SIGKILL)
 	}
 	return nil
 }
 
-// live reports whether h's process still runs: its pid exists, has h's
-// start time and has not exited.
-func (h procHandle) live() (bool, error) {
-	st, err := readStat(h.pid)
+// Live reports whether h's process still runs: its pid exists, has h's
+// start time and has not exited. A process that exited but was not yet
+// reaped by its parent does not run.
+func (h ProcHandle) Live() (bool, error) {
+	st, err := ReadProcStat(h.PID)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("reap pid %d: %w", h.pid, err)
+		return false, fmt.Errorf("reap pid %d: %w", h.PID, err)
 	}
-	return st.start == h.start && st.state != 'Z' && st.state != 'X', nil
+	return st.Start == h.Start && st.State != 'Z' && st.State != 'X', nil
 }
 
-// groupHeld reports whether h's pid is not taken by another process, so
+// GroupHeld reports whether h's pid is not taken by another process, so
 // that h's group id still names h's group, or no group at all.
-func (h procHandle) groupHeld() bool {
-	st, err := readStat(h.pid)
-	return err != nil || st.start == h.start
+func (h ProcHandle) GroupHeld() bool {
+	st, err := ReadProcStat(h.PID)
+	return err != nil || st.Start == h.Start
 }
 
 // signal sends sig to h's process group and to h's process itself, in
 // case it left the group. The caller has checked that h is live.
-func (h procHandle) signal(sig syscall.Signal) error {
-	err := killGroup(h.pgid, sig)
-	if kerr := syscall.Kill(h.pid, sig); kerr != nil &&
+func (h ProcHandle) signal(sig syscall.Signal) error {
+	err := KillGroup(h.PGID, sig)
+	if kerr := syscall.Kill(h.PID, sig); kerr != nil &&
 		!errors.Is(kerr, syscall.ESRCH) {
-		err = errors.Join(err, fmt.Errorf("signal pid %d: %w", h.pid, kerr))
+		err = errors.Join(err, fmt.Errorf("signal pid %d: %w", h.PID, kerr))
 	}
 	return err
 }
 
 // waitGone polls until h's process is no longer live, for at most d or
 // until ctx is done. It reports whether the process went away.
-func (h procHandle) waitGone(ctx context.Context, d time.Duration) bool {
+func (h ProcHandle) waitGone(ctx context.Context, d time.Duration) bool {
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	tick := time.NewTicker(reapPoll)
 	defer tick.Stop()
 	for {
-		if live, err := h.live(); err == nil && !live {
+		if live, err := h.Live(); err == nil && !live {
 			return true
 		}
 		select {
@@ -321,17 +344,12 @@ func (h procHandle) waitGone(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// procStat holds the fields of /proc/PID/stat that exec uses.
-type procStat struct {
-	state byte   // field 3: R, S, D, Z, ...
-	start uint64 // field 22: start time in clock ticks after boot
-}
-
-// readStat reads /proc/PID/stat of pid.
-func readStat(pid int) (procStat, error) {
+// ReadProcStat reads /proc/PID/stat of pid. A pid that does not exist
+// gives an error wrapping fs.ErrNotExist.
+func ReadProcStat(pid int) (ProcStat, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return procStat{}, err
+		return ProcStat{}, err
 	}
 	return parseStat(b)
 }
@@ -339,22 +357,22 @@ func readStat(pid int) (procStat, error) {
 // parseStat parses the contents of a /proc/PID/stat file. The command
 // name in field 2 may hold spaces and parentheses, so fields are counted
 // from the last closing parenthesis.
-func parseStat(b []byte) (procStat, error) {
+func parseStat(b []byte) (ProcStat, error) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return procStat{}, errors.New("parse stat: no command name")
+		return ProcStat{}, errors.New("parse stat: no command name")
 	}
 	// fields[0] is field 3 of the file.
 	fields := strings.Fields(string(b[i+1:]))
 	if len(fields) < 20 {
-		return procStat{}, fmt.Errorf("parse stat: %d fields after the "+
+		return ProcStat{}, fmt.Errorf("parse stat: %d fields after the "+
 			"command name, want at least 20", len(fields))
 	}
 	start, err := strconv.ParseUint(fields[19], 10, 64)
 	if err != nil {
-		return procStat{}, fmt.Errorf("parse stat: starttime: %w", err)
+		return ProcStat{}, fmt.Errorf("parse stat: starttime: %w", err)
 	}
-	return procStat{state: fields[0][0], start: start}, nil
+	return ProcStat{State: fields[0][0], Start: start}, nil
 }
 
 // ReapAttempt ends every process that runs attempt of job jobID, found by
@@ -380,7 +398,7 @@ func (e *Exec) ReapAttempt(ctx context.Context, jobID string, attempt int) error
 		if err != nil || !bytes.Contains(env, want[0]) || !bytes.Contains(env, want[1]) {
 			continue
 		}
-		st, err := readStat(pid)
+		st, err := ReadProcStat(pid)
 		if err != nil {
 			continue
 		}
@@ -388,7 +406,7 @@ func (e *Exec) ReapAttempt(ctx context.Context, jobID string, attempt int) error
 		if err != nil || pgid == syscall.Getpgrp() {
 			continue
 		}
-		h := procHandle{pid: pid, pgid: pgid, start: st.start}
+		h := ProcHandle{Kind: "exec", PID: pid, PGID: pgid, Start: st.Start}
 		if err := e.Reap(ctx, h.String()); err != nil {
 			errs = append(errs, err)
 		}

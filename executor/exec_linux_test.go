@@ -550,15 +550,15 @@ func TestExecStartedBeforeOutput(t *testing.T) {
 	if outAtStart != "" {
 		t.Errorf("output before Started returned: %q", outAtStart)
 	}
-	h, err := parseHandle(handle)
+	h, err := ParseProcHandle("exec", handle)
 	if err != nil {
 		t.Fatalf("Started handle: %v", err)
 	}
 	pid, _ := strconv.Atoi(strings.TrimSpace(stdout.String()))
-	if h.pid != pid || h.pgid != pid {
+	if h.PID != pid || h.PGID != pid {
 		t.Errorf("handle %q, want pid and pgid %d", handle, pid)
 	}
-	if h.start == 0 {
+	if h.Start == 0 {
 		t.Errorf("handle %q has no start time", handle)
 	}
 }
@@ -625,14 +625,14 @@ func TestExecReap(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := startOrphan(t, tt.mode)
-			if !running(t, h.pid) {
-				t.Fatalf("helper's pid %d is not running", h.pid)
+			if !running(t, h.PID) {
+				t.Fatalf("helper's pid %d is not running", h.PID)
 			}
 			if err := e.Reap(context.Background(), h.String()); err != nil {
 				t.Fatalf("Reap: %v", err)
 			}
-			if running(t, h.pid) {
-				t.Errorf("pid %d still runs after Reap", h.pid)
+			if running(t, h.PID) {
+				t.Errorf("pid %d still runs after Reap", h.PID)
 			}
 		})
 	}
@@ -687,12 +687,13 @@ func TestExecReapGoneOrReused(t *testing.T) {
 		_ = other.Process.Kill()
 		_ = other.Wait()
 	}()
-	st, err := readStat(other.Process.Pid)
+	st, err := ReadProcStat(other.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pid := other.Process.Pid
-	reused := procHandle{pid: pid, pgid: pid, start: st.start + 1}
+	reused := ProcHandle{Kind: "exec", PID: pid, PGID: pid,
+		Start: st.Start + 1}
 
 	tests := []struct {
 		name   string
@@ -768,7 +769,7 @@ func TestParseStat(t *testing.T) {
 				t.Fatalf("parseStat error = %v, want error %v", err,
 					tt.wantErr)
 			}
-			if got.state != tt.wantState || got.start != tt.wantStart {
+			if got.State != tt.wantState || got.Start != tt.wantStart {
 				t.Errorf("parseStat = %+v, want state %q start %d", got,
 					tt.wantState, tt.wantStart)
 			}

@@ -61,19 +61,20 @@ func orphanHelper(script string) int {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	st, err := readStat(pid)
+	st, err := ReadProcStat(pid)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	fmt.Println(procHandle{pid: pid, pgid: pid, start: st.start})
+	fmt.Println(ProcHandle{Kind: "exec", PID: pid, PGID: pid,
+		Start: st.Start})
 	return 0
 }
 
 // startOrphan runs the helper named mode and returns the handle of the
 // process it left behind. The process is killed when the test ends, in
 // case the test did not end it.
-func startOrphan(t *testing.T, mode string) procHandle {
+func startOrphan(t *testing.T, mode string) ProcHandle {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"="+mode)
@@ -83,11 +84,11 @@ func startOrphan(t *testing.T, mode string) procHandle {
 	if err != nil {
 		t.Fatalf("helper %s: %v: %s", mode, err, stderr.String())
 	}
-	h, err := parseHandle(strings.TrimSpace(string(out)))
+	h, err := ParseProcHandle("exec", strings.TrimSpace(string(out)))
 	if err != nil {
 		t.Fatalf("helper %s printed %q: %v", mode, out, err)
 	}
-	t.Cleanup(func() { _ = syscall.Kill(-h.pgid, syscall.SIGKILL) })
+	t.Cleanup(func() { _ = syscall.Kill(-h.PGID, syscall.SIGKILL) })
 	return h
 }
 
@@ -95,14 +96,14 @@ func startOrphan(t *testing.T, mode string) procHandle {
 // process not yet reaped by its parent counts as not running.
 func running(t *testing.T, pid int) bool {
 	t.Helper()
-	st, err := readStat(pid)
+	st, err := ReadProcStat(pid)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false
 	}
 	if err != nil {
 		t.Fatalf("read stat of pid %d: %v", pid, err)
 	}
-	return st.state != 'Z' && st.state != 'X'
+	return st.State != 'Z' && st.State != 'X'
 }
 
 // waitFor polls cond until it holds, failing the test after a generous

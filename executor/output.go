@@ -5,13 +5,14 @@ import (
 	"sync"
 )
 
-// gatedWriter passes writes to w once open is closed, and keeps the first
-// error w returns. After an error it discards the rest, so a task whose
-// output cannot be delivered is not blocked on a full pipe.
+// GatedWriter passes writes to an underlying writer once a gate channel
+// is closed, and keeps the first error that writer returns. After an
+// error it discards the rest, so a task whose output cannot be delivered
+// is not blocked on a full pipe. GateOutputs makes them.
 //
-// Callers do not write to one gatedWriter concurrently (os/exec runs one
-// copying goroutine per writer); the mutex guards err for Err.
-type gatedWriter struct {
+// Callers do not write to one GatedWriter concurrently (os/exec runs one
+// copying goroutine per writer); Err may be called at any time.
+type GatedWriter struct {
 	w    io.Writer
 	open <-chan struct{}
 
@@ -22,7 +23,7 @@ type gatedWriter struct {
 // Write waits for the gate to open, then writes p to the underlying
 // writer. It always reports success, so that the copy from the task goes
 // on draining the pipe.
-func (g *gatedWriter) Write(p []byte) (int, error) {
+func (g *GatedWriter) Write(p []byte) (int, error) {
 	<-g.open
 
 	g.mu.Lock()
@@ -39,7 +40,8 @@ func (g *gatedWriter) Write(p []byte) (int, error) {
 }
 
 // Err returns the first error the underlying writer returned, if any.
-func (g *gatedWriter) Err() error {
+// It returns nil for a nil GatedWriter.
+func (g *GatedWriter) Err() error {
 	if g == nil {
 		return nil
 	}

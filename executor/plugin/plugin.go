@@ -206,14 +206,14 @@ func (p *Plugin) describe(ctx context.Context) ([]byte, error) {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	setGroup(cmd)
 	cmd.Cancel = func() error {
-		return killGroup(cmd.Process.Pid, syscall.SIGKILL)
+		return executor.KillGroup(cmd.Process.Pid, syscall.SIGKILL)
 	}
 	cmd.WaitDelay = time.Second
 
 	err := cmd.Run()
 	if cmd.Process != nil {
 		// Nothing the describe command started may outlive it.
-		_ = killGroup(cmd.Process.Pid, syscall.SIGKILL)
+		_ = executor.KillGroup(cmd.Process.Pid, syscall.SIGKILL)
 	}
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):

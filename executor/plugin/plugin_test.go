@@ -501,11 +501,11 @@ func TestRunStop(t *testing.T) {
 			if got.err != nil || got.res != tt.want {
 				t.Errorf("got %+v, %v; want %+v", got.res, got.err, tt.want)
 			}
-			h, err := parseHandle(got.handle)
+			h, err := executor.ParseProcHandle("plugin", got.handle)
 			if err != nil {
 				t.Fatalf("handle: %v", err)
 			}
-			if m := groupMembers(t, h.pgid); len(m) > 0 {
+			if m := groupMembers(t, h.PGID); len(m) > 0 {
 				t.Errorf("processes left in the plugin's group: %v", m)
 			}
 		})
@@ -523,9 +523,9 @@ func TestRunLeftovers(t *testing.T) {
 	if err != nil {
 		t.Fatalf("background pid %q: %v", got.stdout, err)
 	}
-	if st, err := readStat(pid); err == nil && st.state != 'Z' {
+	if st, err := executor.ReadProcStat(pid); err == nil && st.State != 'Z' {
 		t.Errorf("background process %d still runs after Run (state %c)",
-			pid, st.state)
+			pid, st.State)
 	}
 }
 

@@ -51,7 +51,7 @@ func runPeer(path string) int {
 // crashedPeer starts a peer that runs a task through the plugin at path,
 // kills the peer with SIGKILL once the task runs and returns the task's
 // handle.
-func crashedPeer(t *testing.T, path string) procHandle {
+func crashedPeer(t *testing.T, path string) executor.ProcHandle {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), peerEnv+"="+path)
@@ -69,11 +69,11 @@ func crashedPeer(t *testing.T, path string) procHandle {
 	if err != nil {
 		t.Fatalf("read handle from the peer: %v", err)
 	}
-	h, err := parseHandle(strings.TrimSpace(line))
+	h, err := executor.ParseProcHandle("plugin", strings.TrimSpace(line))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = killGroup(h.pgid, syscall.SIGKILL) })
+	t.Cleanup(func() { _ = executor.KillGroup(h.PGID, syscall.SIGKILL) })
 	return h
 }
 
@@ -88,7 +88,7 @@ func TestReapAfterCrash(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := crashedPeer(t, tt.path)
-			if live, err := h.live(); !live || err != nil {
+			if live, err := h.Live(); !live || err != nil {
 				t.Fatalf("plugin after the peer died: live %v, %v; want "+
 					"it still running", live, err)
 			}
@@ -101,10 +101,10 @@ func TestReapAfterCrash(t *testing.T) {
 			if err := p.Reap(ctx, h.String()); err != nil {
 				t.Fatalf("Reap: %v", err)
 			}
-			if live, _ := h.live(); live {
+			if live, _ := h.Live(); live {
 				t.Error("plugin still runs after Reap")
 			}
-			if m := groupMembers(t, h.pgid); len(m) > 0 {
+			if m := groupMembers(t, h.PGID); len(m) > 0 {
 				t.Errorf("processes left in the group after Reap: %v", m)
 			}
 			if err := p.Reap(ctx, h.String()); err != nil {
@@ -124,27 +124,29 @@ func TestReapOtherProcess(t *testing.T) {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	}()
-	st, err := readStat(cmd.Process.Pid)
+	st, err := executor.ReadProcStat(cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	// A handle whose start time differs names an earlier process that
 	// had the same pid: Reap must leave this one alone.
-	h := procHandle{pid: cmd.Process.Pid, pgid: cmd.Process.Pid,
-		start: st.start + 1}
+	h := executor.ProcHandle{Kind: "plugin", PID: cmd.Process.Pid,
+		PGID: cmd.Process.Pid, Start: st.Start + 1}
 	p := newPlugin(t, "sandbox", sandboxPath)
 	if err := p.Reap(context.Background(), h.String()); err != nil {
 		t.Fatalf("Reap: %v", err)
 	}
-	if got, err := readStat(cmd.Process.Pid); err != nil || got.state == 'Z' {
+	got, err := executor.ReadProcStat(cmd.Process.Pid)
+	if err != nil || got.State == 'Z' {
 		t.Errorf("the unrelated process was killed: %+v, %v", got, err)
 	}
 }
 
 func TestReapBadHandle(t *testing.T) {
 	p := newPlugin(t, "sandbox", sandboxPath)
-	own := procHandle{pid: os.Getpid(), pgid: syscall.Getpgrp(), start: 1}
+	own := executor.ProcHandle{Kind: "plugin", PID: os.Getpid(),
+		PGID: syscall.Getpgrp(), Start: 1}
 	tests := []struct {
 		handle string
 		want   string

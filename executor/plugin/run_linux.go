@@ -8,8 +8,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/blixard/blixard/executor"
 )
 
@@ -49,7 +47,7 @@ func (p *Plugin) Run(ctx context.Context, t executor.Task) (
 
 	cmd := p.runCommand(t, files)
 	open := make(chan struct{})
-	out, errw := outputs(t.Stdout, t.Stderr, open)
+	out, errw := executor.GateOutputs(t.Stdout, t.Stderr, open)
 	if out != nil {
 		cmd.Stdout = out
 	}
@@ -61,19 +59,19 @@ func (p *Plugin) Run(ctx context.Context, t executor.Task) (
 	}
 
 	pid := cmd.Process.Pid
-	st, err := readStat(pid)
+	st, err := executor.ReadProcStat(pid)
 	if err != nil {
 		// The process is at least a zombie until waited for, so this
 		// means /proc is unusable and a handle could not be trusted.
-		_ = killGroup(pid, syscall.SIGKILL)
+		_ = executor.KillGroup(pid, syscall.SIGKILL)
 		close(open)
 		_ = cmd.Wait()
 		return notRun(fmt.Errorf("plugin %s: read start time: %w",
 			p.path, err))
 	}
 	if t.Started != nil {
-		t.Started(procHandle{pid: pid, pgid: pid,
-			start: st.start}.String())
+		t.Started(executor.ProcHandle{Kind: "plugin", PID: pid, PGID: pid,
+			Start: st.Start}.String())
 	}
 	close(open)
 	p.log.Debug("task started", "job_id", t.JobID, "attempt", t.Attempt,
@@ -103,48 +101,24 @@ func (p *Plugin) runCommand(t executor.Task, files *taskFiles) *exec.Cmd {
 // zombie, so that its pid, and with it the group id, cannot be reused yet.
 func (p *Plugin) await(ctx context.Context, t executor.Task,
 	pid int) stopReason {
-	exited := make(chan struct{})
-	go func() {
-		defer close(exited)
-		waitExited(pid)
-	}()
-
-	var expired <-chan time.Time
-	if t.Timeout > 0 {
-		timer := time.NewTimer(t.Timeout)
-		defer timer.Stop()
-		expired = timer.C
-	}
-	var reason stopReason
-	select {
-	case <-exited:
+	g := time.Duration(grace(t)) * time.Millisecond
+	switch stopped, timedOut := executor.AwaitGroup(ctx, t, pid, g,
+		p.log); {
+	case !stopped:
 		return stopNone
-	case <-expired:
-		reason = stopTimeout
-	case <-ctx.Done():
-		reason = stopCancel
+	case timedOut:
+		return stopTimeout
 	}
-
-	p.log.Debug("stopping task", "job_id", t.JobID, "attempt", t.Attempt,
-		"pid", pid, "timed_out", reason == stopTimeout)
-	_ = killGroup(pid, syscall.SIGTERM)
-	timer := time.NewTimer(time.Duration(grace(t)) * time.Millisecond)
-	defer timer.Stop()
-	select {
-	case <-exited:
-	case <-timer.C:
-		_ = killGroup(pid, syscall.SIGKILL)
-		<-exited
-	}
-	return reason
+	return stopCancel
 }
 
 // finish kills what is left of the plugin's process group, reaps the
 // plugin and turns its end into a Result.
 func (p *Plugin) finish(t executor.Task, cmd *exec.Cmd, files *taskFiles,
-	reason stopReason, out, errw *gatedWriter) (executor.Result, error) {
+	reason stopReason, out, errw *executor.GatedWriter) (
+	executor.Result, error) {
 	pid := cmd.Process.Pid
-	_ = killGroup(pid, syscall.SIGKILL)
+	_ = executor.KillGroup(pid, syscall.SIGKILL)
 	werr := cmd.Wait()
 	if cmd.ProcessState == nil {
 		err := fmt.Errorf("wait for plugin pid %d: %w", pid, werr)
@@ -156,7 +130,7 @@ func (p *Plugin) finish(t executor.Task, cmd *exec.Cmd, files *taskFiles,
 			"group ended; closed it", "job_id", t.JobID,
 			"attempt", t.Attempt, "pid", pid)
 	}
-	for _, w := range []*gatedWriter{out, errw} {
+	for _, w := range []*executor.GatedWriter{out, errw} {
 		if err := w.Err(); err != nil {
 			p.log.Warn("task output lost", "job_id", t.JobID,
 				"attempt", t.Attempt, "error", err)
@@ -176,7 +150,7 @@ func (p *Plugin) result(t executor.Task, cmd *exec.Cmd, files *taskFiles,
 		return stoppedResult(reason, t.Timeout), nil
 	}
 	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
-	res := waitResult(ws)
+	res := executor.WaitResult(ws)
 
 	rf, err := files.readResult()
 	if err != nil {
@@ -197,39 +171,4 @@ func (p *Plugin) result(t executor.Task, cmd *exec.Cmd, files *taskFiles,
 		res.Reason = rf.Reason
 	}
 	return res, nil
-}
-
-// waitResult returns the Result of a plugin that ended with ws.
-func waitResult(ws syscall.WaitStatus) executor.Result {
-	if ws.Signaled() {
-		sig := ws.Signal()
-		return executor.Result{
-			ExitCode: 128 + int(sig),
-			Reason: fmt.Sprintf("killed by signal %d (%s)", int(sig),
-				sig.String()),
-		}
-	}
-	return exitResult(ws.ExitStatus())
-}
-
-// waitExited blocks until the child pid has exited, without reaping it.
-func waitExited(pid int) {
-	var info unix.Siginfo
-	for {
-		err := unix.Waitid(unix.P_PID, pid, &info,
-			unix.WEXITED|unix.WNOWAIT, nil)
-		if err != unix.EINTR {
-			return
-		}
-	}
-}
-
-// killGroup sends sig to every process in group pgid. A group that no
-// longer exists is not an error.
-func killGroup(pgid int, sig syscall.Signal) error {
-	err := syscall.Kill(-pgid, sig)
-	if err == nil || errors.Is(err, syscall.ESRCH) {
-		return nil
-	}
-	return fmt.Errorf("signal process group %d with %s: %w", pgid, sig, err)
 }

@@ -21,8 +21,6 @@ func supported() error { return errNotLinux }
 
 func setGroup(cmd *exec.Cmd) {}
 
-func killGroup(pgid int, sig any) error { return nil }
-
 // Run returns an error: plugins run only on Linux.
 func (p *Plugin) Run(ctx context.Context, t executor.Task) (
 	executor.Result, error) {
@@ -31,7 +29,7 @@ func (p *Plugin) Run(ctx context.Context, t executor.Task) (
 
 // Reap returns an error: plugins run only on Linux.
 func (p *Plugin) Reap(ctx context.Context, handle string) error {
-	if _, err := parseHandle(handle); err != nil {
+	if _, err := executor.ParseProcHandle("plugin", handle); err != nil {
 		return err
 	}
 	return fmt.Errorf("plugin: reap: %w", errNotLinux)
