@@ -103,7 +103,8 @@ func (p *Peer) meshSecret() ([]byte, []peer.AddrInfo, error) {
 		return nil, nil, err
 	}
 	if stored != nil && string(stored) != string(tok.Secret) {
-		return nil, nil, fmt.Errorf("data dir %s belongs to another mesh; use a new data dir to join this one", p.cfg.DataDir)
+		return nil, nil, fmt.Errorf("data dir %s belongs to another mesh; "+
+			"use a new data dir to join this one", p.cfg.DataDir)
 	}
 	if stored == nil {
 		if err := p2p.WriteSecret(path, tok.Secret); err != nil {
@@ -140,7 +141,8 @@ func (t *p2pTransport) Notify(f func(p string, up bool)) {
 	t.n.Notify(func(id peer.ID, up bool) { f(id.String(), up) })
 }
 
-func (t *p2pTransport) Handle(name string, h func(ctx context.Context, from string, req []byte) ([]byte, error)) {
+func (t *p2pTransport) Handle(name string,
+	h func(ctx context.Context, from string, req []byte) ([]byte, error)) {
 	t.n.Handle(name, func(ctx context.Context, from peer.ID, req []byte) ([]byte, error) {
 		return h(ctx, from.String(), req)
 	})

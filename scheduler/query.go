@@ -169,7 +169,8 @@ const (
 // Logs returns output of attempt (0 means the latest) of job id from byte
 // offset on, at most max bytes. done reports that the attempt has ended
 // and the data reaches the end of its output.
-func (p *Peer) Logs(ctx context.Context, id string, attempt int, stream byte, offset int64, max int) (data []byte, next int64, done bool, err error) {
+func (p *Peer) Logs(ctx context.Context, id string, attempt int, stream byte,
+	offset int64, max int) (data []byte, next int64, done bool, err error) {
 	if stream != Stdout && stream != Stderr {
 		return nil, 0, false, fmt.Errorf("stream %d: want 1 (stdout) or 2 (stderr)", stream)
 	}
@@ -284,7 +285,8 @@ func (p *Peer) localLogs(j *Job, req logsReq) (logsResp, error) {
 	if a.State != AttemptRunning && !j.Attempts[n-1].Ended.IsZero() {
 		// Ended: done once everything stored has been read.
 		length, lerr := p.outputLength(outKey{j.ID, n, req.Stream})
-		resp.Done = lerr == nil && resp.Next >= length && (j.State.Terminal() || n < len(j.Attempts) || a.ExitCode != nil)
+		resp.Done = lerr == nil && resp.Next >= length &&
+			(j.State.Terminal() || n < len(j.Attempts) || a.ExitCode != nil)
 	}
 	return resp, nil
 }

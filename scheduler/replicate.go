@@ -290,7 +290,8 @@ func (p *Peer) handleReplicaOutput(ctx context.Context, from string, b []byte) (
 		return nil, err
 	}
 	if end := req.Offset + int64(len(req.Data)); req.Offset <= length && end > length {
-		if err := p.db.Put(outputKey(req.Job, req.Attempt, req.Stream, length), req.Data[length-req.Offset:]); err != nil {
+		chunk := outputKey(req.Job, req.Attempt, req.Stream, length)
+		if err := p.db.Put(chunk, req.Data[length-req.Offset:]); err != nil {
 			return nil, err
 		}
 		p.mu.Lock()

@@ -449,14 +449,17 @@ func (s *Spec) validateExecutorFields() error {
 	if len(s.Workdir) > MaxWorkdirLen {
 		return fmt.Errorf("workdir: %d characters, limit %d", len(s.Workdir), MaxWorkdirLen)
 	}
-	if m := s.MountWorkdir; m != "" && (len(m) > MaxWorkdirLen || !strings.HasPrefix(m, "/") || strings.Contains(m, "..")) {
-		return fmt.Errorf("mount_workdir: %q: want an absolute path without '..', at most %d characters", m, MaxWorkdirLen)
+	if m := s.MountWorkdir; m != "" && (len(m) > MaxWorkdirLen ||
+		!strings.HasPrefix(m, "/") || strings.Contains(m, "..")) {
+		return fmt.Errorf("mount_workdir: %q: want an absolute path without "+
+			"'..', at most %d characters", m, MaxWorkdirLen)
 	}
 	if s.Executor == "wasm" && s.Module == "" {
 		return errors.New("module: required for executor wasm")
 	}
 	if s.Module != "" && !strings.HasPrefix(s.Module, modulePrefix) {
-		return fmt.Errorf("module: %q: the CLI replaces a module path with its %s hash before submitting", s.Module, modulePrefix)
+		return fmt.Errorf("module: %q: the CLI replaces a module path with "+
+			"its %s hash before submitting", s.Module, modulePrefix)
 	}
 	if s.Module != "" && !validModuleRef(s.Module) {
 		return fmt.Errorf("module: %q: want %s followed by 64 hex digits", s.Module, modulePrefix)
