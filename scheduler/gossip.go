@@ -371,10 +371,7 @@ func (p *Peer) recordLoop() {
 }
 
 func eventNewer(a, b Event) bool {
-	if a.Epoch != b.Epoch {
-		return a.Epoch > b.Epoch
-	}
-	return a.Version > b.Version
+	return newerVersion(a.Epoch, a.Version, b.Epoch, b.Version)
 }
 
 // antiEntropyLoop asks a random member, now and then, for the changes it

@@ -87,10 +87,16 @@ func (j *Job) Current() *Attempt {
 
 // Newer reports whether j is a later version of the same job than o.
 func (j *Job) Newer(o *Job) bool {
-	if j.Epoch != o.Epoch {
-		return j.Epoch > o.Epoch
+	return newerVersion(j.Epoch, j.Version, o.Epoch, o.Version)
+}
+
+// newerVersion orders (epoch, version) pairs: a later epoch wins, then a
+// later version within it.
+func newerVersion(epoch, version, oEpoch, oVersion uint64) bool {
+	if epoch != oEpoch {
+		return epoch > oEpoch
 	}
-	return j.Version > o.Version
+	return version > oVersion
 }
 
 // Clone returns a deep copy of j.
